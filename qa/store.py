@@ -1,0 +1,465 @@
+"""The on-disk index: immutable generations, committed by swapping one pointer file.
+
+Layout (see index/README.md)::
+
+    INDEX_DIR/CURRENT          name of the committed generation, replaced atomically
+    INDEX_DIR/gen-000007/      manifest.json, store.sqlite, vectors.faiss, bm25/
+    INDEX_DIR/.lock            held by the one process writing
+
+A writer builds the next generation in ``gen-N.tmp``, fsyncs it, renames it and only then
+replaces ``CURRENT``. A crash at any moment leaves ``CURRENT`` naming a complete generation;
+readers open whatever ``CURRENT`` names and never see a half-written one.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import sqlite3
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from .chunking import Chunk
+from .documents import Document, parse_date
+from .errors import IndexBusy, IndexCorrupt, IndexMismatch, IndexMissing, UnknownDocument
+from .lexical import LexicalIndex
+
+FORMAT_VERSION = 1
+CURRENT = "CURRENT"
+_KEEP_GENERATIONS = 2  # the committed one and the one before, which readers may still hold
+
+_SCHEMA = """
+CREATE TABLE documents (
+    id TEXT PRIMARY KEY, title TEXT NOT NULL, source TEXT NOT NULL, url TEXT NOT NULL,
+    published TEXT, metadata TEXT NOT NULL, text TEXT NOT NULL, content_hash TEXT NOT NULL,
+    indexed_at TEXT NOT NULL);
+CREATE INDEX documents_source ON documents(source);
+CREATE INDEX documents_published ON documents(published);
+CREATE TABLE chunks (
+    id INTEGER PRIMARY KEY, doc_id TEXT NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+    ordinal INTEGER NOT NULL, start INTEGER NOT NULL, "end" INTEGER NOT NULL, text TEXT NOT NULL);
+CREATE INDEX chunks_doc ON chunks(doc_id);
+"""
+
+
+@dataclass(frozen=True)
+class Manifest:
+    format_version: int
+    model: str
+    dimension: int
+    chunk_tokens: int
+    chunk_overlap: int
+    documents: int
+    chunks: int
+    generation: int
+    created_at: str
+    updated_at: str
+
+    @classmethod
+    def read(cls, path: Path) -> Manifest:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if data.get("format_version") != FORMAT_VERSION:
+            raise IndexMismatch(
+                f"index format {data.get('format_version')} is not the supported {FORMAT_VERSION}; "
+                "rebuild it with `qa index --rebuild`")
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class IndexConfig:
+    """What an index is built with; opening it with anything else is a mismatch."""
+    model: str
+    dimension: int
+    chunk_tokens: int
+    chunk_overlap: int
+
+
+@dataclass(frozen=True)
+class StoredChunk:
+    id: int
+    doc_id: str
+    start: int
+    end: int
+    text: str
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _generation_dir(index_dir: Path, generation: int) -> Path:
+    return index_dir / f"gen-{generation:06d}"
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_tree(root: Path) -> None:
+    for path in sorted(root.rglob("*")):
+        if path.is_file():
+            with open(path, "rb") as handle:
+                os.fsync(handle.fileno())
+    for path in sorted((p for p in root.rglob("*") if p.is_dir()), reverse=True):
+        _fsync_dir(path)
+    _fsync_dir(root)
+
+
+def committed_generation(index_dir: Path) -> int | None:
+    pointer = Path(index_dir) / CURRENT
+    if not pointer.is_file():
+        return None
+    name = pointer.read_text(encoding="utf-8").strip()
+    if not name.startswith("gen-"):
+        raise IndexCorrupt(f"{pointer} does not name a generation")
+    return int(name[4:])
+
+
+class IndexReader:
+    """A read-only view of one committed generation, safe to share between threads."""
+
+    def __init__(self, directory: Path, manifest: Manifest):
+        import faiss
+
+        self.directory = directory
+        self.manifest = manifest
+        self.dense = faiss.read_index(str(directory / "vectors.faiss"))
+        self.lexical = LexicalIndex.load(directory / "bm25")
+        uri = f"file:{directory / 'store.sqlite'}?mode=ro&immutable=1"
+        self._db = sqlite3.connect(uri, uri=True, check_same_thread=False)
+        self._db_lock = threading.Lock()
+        self._row_of_chunk = {int(cid): row for row, cid in enumerate(self.lexical.chunk_ids)}
+        if not (self.dense.ntotal == len(self.lexical.chunk_ids) == manifest.chunks):
+            raise IndexCorrupt(
+                f"index at {directory} is inconsistent: {self.dense.ntotal} vectors, "
+                f"{len(self.lexical.chunk_ids)} BM25 rows, manifest says {manifest.chunks} chunks")
+
+    @classmethod
+    def open(cls, index_dir: Path, expect: IndexConfig | None = None) -> IndexReader:
+        index_dir = Path(index_dir)
+        # A writer may retire the generation between reading CURRENT and opening it: retry.
+        for attempt in range(5):
+            generation = committed_generation(index_dir)
+            if generation is None:
+                raise IndexMissing(f"no index at {index_dir}; build one with `qa index CORPUS`")
+            directory = _generation_dir(index_dir, generation)
+            try:
+                manifest = Manifest.read(directory / "manifest.json")
+                if expect is not None:
+                    check_compatible(manifest, expect)
+                return cls(directory, manifest)
+            except FileNotFoundError:
+                if committed_generation(index_dir) == generation:
+                    raise IndexCorrupt(f"committed generation {directory} is incomplete") from None
+            except (sqlite3.Error, RuntimeError, ValueError, KeyError, TypeError) as exc:
+                raise IndexCorrupt(f"cannot read index at {directory}: {exc}") from None
+        raise IndexBusy("the index kept changing while it was being opened; try again")
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _query(self, sql: str, params: Sequence = ()) -> list[tuple]:
+        with self._db_lock:
+            return self._db.execute(sql, params).fetchall()
+
+    def chunk_row(self, chunk_id: int) -> int:
+        return self._row_of_chunk[chunk_id]
+
+    def chunks(self, chunk_ids: Sequence[int]) -> list[StoredChunk]:
+        """Chunks in the order asked for."""
+        if not chunk_ids:
+            return []
+        marks = ",".join("?" * len(chunk_ids))
+        rows = self._query(
+            f'SELECT id, doc_id, start, "end", text FROM chunks WHERE id IN ({marks})',
+            [int(i) for i in chunk_ids])
+        by_id = {row[0]: StoredChunk(*row) for row in rows}
+        return [by_id[int(i)] for i in chunk_ids if int(i) in by_id]
+
+    def document(self, doc_id: str) -> Document:
+        rows = self._query(
+            "SELECT id, title, source, url, published, metadata, text FROM documents WHERE id = ?",
+            (doc_id,))
+        if not rows:
+            raise UnknownDocument(f"no document with id {doc_id!r}")
+        return _row_to_document(rows[0])
+
+    def documents(self, doc_ids: Sequence[str]) -> dict[str, Document]:
+        if not doc_ids:
+            return {}
+        marks = ",".join("?" * len(doc_ids))
+        rows = self._query(
+            "SELECT id, title, source, url, published, metadata, text FROM documents "
+            f"WHERE id IN ({marks})", list(doc_ids))
+        return {row[0]: _row_to_document(row) for row in rows}
+
+    def list_documents(self, *, offset: int = 0, limit: int = 50, sources: Sequence[str] = (),
+                       since: str | None = None, until: str | None = None) -> tuple[int, list[dict]]:
+        where, params = _document_filter(sources=sources, since=since, until=until)
+        total = self._query(f"SELECT COUNT(*) FROM documents {where}", params)[0][0]
+        rows = self._query(
+            f"SELECT id, title, source, url, published, length(text) FROM documents {where} "
+            "ORDER BY published DESC, id LIMIT ? OFFSET ?", [*params, limit, offset])
+        keys = ("id", "title", "source", "url", "published", "characters")
+        return total, [dict(zip(keys, row)) for row in rows]
+
+    def chunk_ids_matching(self, *, sources: Sequence[str] = (), doc_ids: Sequence[str] = (),
+                           since: str | None = None, until: str | None = None) -> np.ndarray:
+        where, params = _document_filter(sources=sources, doc_ids=doc_ids, since=since, until=until)
+        rows = self._query(
+            f"SELECT chunks.id FROM chunks JOIN documents ON documents.id = chunks.doc_id {where}",
+            params)
+        return np.array([r[0] for r in rows], dtype=np.int64)
+
+    def document_hashes(self) -> dict[str, str]:
+        return dict(self._query("SELECT id, content_hash FROM documents"))
+
+    def last_indexed(self) -> str | None:
+        return self._query("SELECT MAX(indexed_at) FROM documents")[0][0]
+
+    def verify(self) -> None:
+        """Full consistency check: vectors, chunk rows, BM25 rows and manifest agree."""
+        import faiss
+
+        dense_ids = set(faiss.vector_to_array(self.dense.id_map).tolist())
+        chunk_ids = {r[0] for r in self._query("SELECT id FROM chunks")}
+        lexical_ids = set(self.lexical.chunk_ids.tolist())
+        documents = self._query("SELECT COUNT(*) FROM documents")[0][0]
+        orphans = self._query(
+            "SELECT COUNT(*) FROM chunks LEFT JOIN documents ON documents.id = chunks.doc_id "
+            "WHERE documents.id IS NULL")[0][0]
+        problems = []
+        if dense_ids != chunk_ids:
+            problems.append(f"{len(dense_ids ^ chunk_ids)} chunk ids differ between FAISS and SQLite")
+        if lexical_ids != chunk_ids:
+            problems.append(f"{len(lexical_ids ^ chunk_ids)} chunk ids differ between BM25 and SQLite")
+        if len(chunk_ids) != self.manifest.chunks or documents != self.manifest.documents:
+            problems.append("counts differ from the manifest")
+        if orphans:
+            problems.append(f"{orphans} chunks belong to no document")
+        if problems:
+            raise IndexCorrupt(f"index at {self.directory}: " + "; ".join(problems))
+
+    def size_on_disk(self) -> int:
+        return sum(p.stat().st_size for p in self.directory.rglob("*") if p.is_file())
+
+
+def check_compatible(manifest: Manifest, expect: IndexConfig) -> None:
+    built = IndexConfig(manifest.model, manifest.dimension, manifest.chunk_tokens, manifest.chunk_overlap)
+    if built.model != expect.model or built.dimension != expect.dimension:
+        raise IndexMismatch(
+            f"the index was built with model {built.model!r} ({built.dimension} dimensions) but "
+            f"{expect.model!r} ({expect.dimension} dimensions) is configured; "
+            "rebuild it with `qa index --rebuild`")
+    if (built.chunk_tokens, built.chunk_overlap) != (expect.chunk_tokens, expect.chunk_overlap):
+        raise IndexMismatch(
+            f"the index was built with chunks of {built.chunk_tokens}/{built.chunk_overlap} tokens "
+            f"but {expect.chunk_tokens}/{expect.chunk_overlap} are configured; "
+            "rebuild it with `qa index --rebuild`")
+
+
+def _document_filter(*, sources: Sequence[str] = (), doc_ids: Sequence[str] = (),
+                     since: str | None = None, until: str | None = None) -> tuple[str, list]:
+    clauses, params = [], []
+    if sources:
+        clauses.append(f"documents.source IN ({','.join('?' * len(sources))})")
+        params += list(sources)
+    if doc_ids:
+        clauses.append(f"documents.id IN ({','.join('?' * len(doc_ids))})")
+        params += list(doc_ids)
+    if since:
+        clauses.append("documents.published >= ?")
+        params.append(since)
+    if until:
+        clauses.append("documents.published <= ?")
+        params.append(until)
+    return ("WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+def _row_to_document(row: tuple) -> Document:
+    doc_id, title, source, url, published, metadata, text = row
+    return Document(id=doc_id, title=title, text=text, source=source, url=url,
+                    published=parse_date(published), metadata=json.loads(metadata))
+
+
+@dataclass(frozen=True)
+class IndexedDocument:
+    """A document ready to be written: its chunks and one vector per chunk."""
+    document: Document
+    chunks: list[Chunk]
+    vectors: np.ndarray
+
+
+class IndexWriter:
+    """Stages one new generation; nothing is visible to readers until ``commit``.
+
+    Use as a context manager: it holds the index lock, and leaving without a commit
+    discards the staged generation.
+    """
+
+    def __init__(self, index_dir: Path, config: IndexConfig, *, rebuild: bool = False,
+                 wait_s: float = 30.0):
+        self.index_dir = Path(index_dir)
+        self.config = config
+        self.rebuild = rebuild
+        self.wait_s = wait_s
+        self._lock_file = None
+        self._staging: Path | None = None
+
+    def __enter__(self) -> IndexWriter:
+        self.index_dir.mkdir(parents=True, exist_ok=True)
+        self._acquire_lock()
+        try:
+            self._prepare()
+        except BaseException:
+            self._release()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            if self._staging is not None and self._staging.exists():
+                shutil.rmtree(self._staging, ignore_errors=True)
+        finally:
+            self._release()
+
+    def _acquire_lock(self) -> None:
+        self._lock_file = open(self.index_dir / ".lock", "a+")
+        deadline = time.monotonic() + self.wait_s
+        while True:
+            try:
+                fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    self._lock_file.close()
+                    self._lock_file = None
+                    raise IndexBusy(f"another process is writing the index at {self.index_dir}")
+                time.sleep(0.05)
+
+    def _release(self) -> None:
+        if self._lock_file is not None:
+            self._lock_file.close()
+            self._lock_file = None
+
+    def _prepare(self) -> None:
+        import faiss
+
+        for stale in self.index_dir.glob("gen-*.tmp"):  # left by a crashed writer
+            shutil.rmtree(stale, ignore_errors=True)
+        self.previous = committed_generation(self.index_dir)
+        self.generation = (self.previous or 0) + 1
+        self._staging = self.index_dir / f"gen-{self.generation:06d}.tmp"
+        self._staging.mkdir()
+        db_path = self._staging / "store.sqlite"
+        self.created_at = _now()
+        if self.previous is not None and not self.rebuild:
+            source = _generation_dir(self.index_dir, self.previous)
+            manifest = Manifest.read(source / "manifest.json")
+            check_compatible(manifest, self.config)
+            self.created_at = manifest.created_at
+            with sqlite3.connect(f"file:{source / 'store.sqlite'}?mode=ro", uri=True) as old:
+                self.db = sqlite3.connect(db_path)
+                old.backup(self.db)
+            old.close()
+            self.dense = faiss.read_index(str(source / "vectors.faiss"))
+        else:
+            self.db = sqlite3.connect(db_path)
+            self.db.executescript(_SCHEMA)
+            self.dense = faiss.IndexIDMap2(faiss.IndexFlatIP(self.config.dimension))
+        self.db.execute("PRAGMA foreign_keys = ON")
+
+    def document_hashes(self) -> dict[str, str]:
+        return dict(self.db.execute("SELECT id, content_hash FROM documents").fetchall())
+
+    def delete(self, doc_ids: Sequence[str]) -> None:
+        for doc_id in doc_ids:
+            ids = [r[0] for r in self.db.execute("SELECT id FROM chunks WHERE doc_id = ?", (doc_id,))]
+            if ids:
+                self.dense.remove_ids(np.array(ids, dtype=np.int64))
+            self.db.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,))
+            self.db.execute("DELETE FROM documents WHERE id = ?", (doc_id,))
+
+    def upsert(self, item: IndexedDocument) -> None:
+        doc = item.document
+        if len(item.chunks) != len(item.vectors):
+            raise ValueError("one vector per chunk is required")
+        self.delete([doc.id])
+        self.db.execute(
+            "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (doc.id, doc.title, doc.source, doc.url, doc.published_iso,
+             json.dumps(doc.metadata, ensure_ascii=False), doc.text, doc.content_hash, _now()))
+        next_id = (self.db.execute("SELECT MAX(id) FROM chunks").fetchone()[0] or 0) + 1
+        ids = np.arange(next_id, next_id + len(item.chunks), dtype=np.int64)
+        self.db.executemany(
+            'INSERT INTO chunks (id, doc_id, ordinal, start, "end", text) VALUES (?, ?, ?, ?, ?, ?)',
+            [(int(i), c.doc_id, c.ordinal, c.start, c.end, c.text) for i, c in zip(ids, item.chunks)])
+        if len(ids):
+            self.dense.add_with_ids(np.ascontiguousarray(item.vectors, dtype=np.float32), ids)
+
+    def commit(self) -> Manifest:
+        """Write the staged generation durably, then make it the committed one."""
+        import faiss
+
+        assert self._staging is not None, "commit() outside the context manager"
+        self.db.commit()
+        rows = self.db.execute("SELECT c.id, d.title, c.text FROM chunks c JOIN documents d "
+                               "ON d.id = c.doc_id ORDER BY c.id").fetchall()
+        documents = self.db.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
+        self.db.close()
+        LexicalIndex.build([indexed_text(title, text) for _, title, text in rows],
+                           [r[0] for r in rows]).save(self._staging / "bm25")
+        faiss.write_index(self.dense, str(self._staging / "vectors.faiss"))
+        manifest = Manifest(
+            format_version=FORMAT_VERSION, model=self.config.model, dimension=self.config.dimension,
+            chunk_tokens=self.config.chunk_tokens, chunk_overlap=self.config.chunk_overlap,
+            documents=documents, chunks=len(rows), generation=self.generation,
+            created_at=self.created_at, updated_at=_now())
+        (self._staging / "manifest.json").write_text(json.dumps(asdict(manifest), indent=2) + "\n")
+        _fsync_tree(self._staging)
+        final = _generation_dir(self.index_dir, self.generation)
+        os.rename(self._staging, final)
+        self._staging = None
+        _fsync_dir(self.index_dir)
+        pointer_tmp = self.index_dir / f"{CURRENT}.tmp"
+        with open(pointer_tmp, "w", encoding="utf-8") as handle:
+            handle.write(final.name + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(pointer_tmp, self.index_dir / CURRENT)  # the commit point
+        _fsync_dir(self.index_dir)
+        self._retire_old_generations()
+        return manifest
+
+    def _retire_old_generations(self) -> None:
+        keep = {self.generation - i for i in range(_KEEP_GENERATIONS)}
+        for path in self.index_dir.glob("gen-*"):
+            if path.suffix != ".tmp" and int(path.name[4:]) not in keep:
+                shutil.rmtree(path, ignore_errors=True)
+
+
+def indexed_text(title: str, chunk_text: str) -> str:
+    """What BM25 and the embedder see of a chunk: its document's title gives it context."""
+    return f"{title}\n{chunk_text}"
+
+
+@contextmanager
+def open_reader(index_dir: Path, expect: IndexConfig | None = None) -> Iterator[IndexReader]:
+    reader = IndexReader.open(index_dir, expect)
+    try:
+        yield reader
+    finally:
+        reader.close()
