@@ -47,7 +47,9 @@ class Chunker:
             chunk_size=chunk_tokens - overlap_tokens,
             chunk_overlap=0,
             strip_whitespace=False,
-            length_function=self.count_tokens,
+            # Whitespace counts as one token here: with zero-length pieces langchain's merge
+            # carries them into the next chunk, and the pieces would no longer tile the text.
+            length_function=lambda piece: max(1, self.count_tokens(piece)) if piece else 0,
         )
 
     def count_tokens(self, text: str) -> int:
@@ -84,9 +86,11 @@ class Chunker:
         previous = text[prev_start:prev_end]
         offsets = self.tokenizer(previous, add_special_tokens=False,
                                  return_offsets_mapping=True)["offset_mapping"]
-        if len(offsets) <= self.overlap_tokens:
-            return prev_start
-        earliest = offsets[len(offsets) - self.overlap_tokens][0]
+        # Never the whole previous piece, or one chunk would contain the other.
+        first = max(1, len(offsets) - self.overlap_tokens)
+        if first >= len(offsets):
+            return prev_end
+        earliest = offsets[first][0]
         for pattern in (_SENTENCE_START, _WORD_START):
             match = pattern.search(previous, earliest)
             if match:

@@ -31,3 +31,7 @@ class IndexBusy(QAError):
 
 class UnknownDocument(QAError):
     """A document id that the index does not hold."""
+
+
+class CitationMismatch(RuntimeError):
+    """A citation's offsets do not resolve to its quote: a bug, never patched over at run time."""

@@ -256,8 +256,18 @@ class SpanExtractor:
 
     def extract(self, question: str, passages: Sequence[str], top_n: int = 5) -> list[SpanCandidate]:
         """Top-n answer spans over all passages, best first, unique per (passage, start, end)."""
+        return self.extract_with_nulls(question, passages, top_n)[0]
+
+    def extract_with_nulls(
+        self, question: str, passages: Sequence[str], top_n: int = 5
+    ) -> tuple[list[SpanCandidate], list[float]]:
+        """Like extract, plus each passage's minimum null (CLS) score over its windows.
+
+        The reader confidence margin used by the calibration is
+        candidate.score - nulls[candidate.passage_index].
+        """
         if not passages or top_n <= 0:
-            return []
+            return [], [float("nan")] * len(passages)
         encoding, start_logits, end_logits = self.logits(question, passages)
         n_windows, length = start_logits.shape
         window_passage = encoding["overflow_to_sample_mapping"]
@@ -268,6 +278,8 @@ class SpanExtractor:
         cls_pos = (encoding["input_ids"] == cls_id).argmax(axis=1) if cls_id is not None else np.zeros(n_windows, int)
         rows = np.arange(n_windows)
         null_scores = start_logits[rows, cls_pos] + end_logits[rows, cls_pos]
+        passage_nulls = np.full(len(passages), np.inf)
+        np.minimum.at(passage_nulls, window_passage, null_scores)
 
         # scores[w, i, k] = start[w, i] + end[w, i + k] for spans of at most K tokens
         band = min(self.max_answer_tokens, length)
@@ -287,7 +299,7 @@ class SpanExtractor:
             top = top[np.argsort(-flat[top], kind="stable")]
             candidates = self._collect(top, flat, band, length, window_passage, offsets, null_scores, passages, top_n)
             if len(candidates) >= top_n or wanted >= n_valid:
-                return candidates
+                return candidates, [float(v) for v in passage_nulls]
             wanted = min(n_valid, wanted * 4)
 
     @staticmethod

@@ -1,0 +1,87 @@
+"""Benchmarks: measured, printed as a table and written as JSON; never asserted."""
+
+from __future__ import annotations
+
+import json
+import platform
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+from .datasets import load_squad
+from .embedding import Embedder
+from .indexing import IndexReport, make_chunker, write_documents
+from .loaders import load_corpus
+from .settings import Settings
+from .store import indexed_text
+
+
+def print_table(title: str, rows: list[tuple[str, str]]) -> None:
+    width = max(len(name) for name, _ in rows)
+    print(title)
+    print("-" * len(title))
+    for name, value in rows:
+        print(f"{name:<{width}}  {value:>14}")
+
+
+def write_json(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    print(f"\nwrote {path}")
+
+
+def peak_memory_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def bench_index(corpus: Path, out: Path, limit: int | None = None) -> dict:
+    """Index ``corpus`` into a scratch directory, then encode the same chunks bare, and compare."""
+    settings = Settings()
+    embedder = Embedder(settings.model, settings.embed_batch_size, settings.torch_threads)
+    embedder.encode(["warm up the model"])
+    started = time.perf_counter()
+    if corpus.suffix == ".json":
+        documents = load_squad(corpus).documents
+    else:
+        documents = load_corpus(corpus, max_file_bytes=settings.max_file_bytes).documents
+    documents = documents[:limit] if limit else documents
+    load_s = time.perf_counter() - started
+
+    with tempfile.TemporaryDirectory() as scratch:
+        settings = settings.model_copy(update={"index_dir": Path(scratch)})
+        report = IndexReport(seconds={"load": load_s})
+        started = time.perf_counter()
+        write_documents(documents, settings, embedder, report=report, rebuild=True, progress=False)
+        pipeline_s = time.perf_counter() - started + load_s
+
+    chunker = make_chunker(settings, embedder)
+    texts = [indexed_text(d.title, c.text) for d in documents for c in chunker.split(d)]
+    started = time.perf_counter()
+    embedder.encode(texts)
+    bare_s = time.perf_counter() - started
+
+    seconds = report.seconds
+    result = {
+        "corpus": str(corpus), "documents": len(documents), "chunks": report.chunks_embedded,
+        "model": settings.model, "chunk_tokens": settings.chunk_tokens,
+        "seconds": {k: round(v, 3) for k, v in seconds.items()} | {"total": round(pipeline_s, 3)},
+        "documents_per_s": round(len(documents) / pipeline_s, 1),
+        "chunks_per_s": round(report.chunks_embedded / pipeline_s, 1),
+        "bare_encode_s": round(bare_s, 3),
+        "overhead_vs_bare_encode": round((pipeline_s - bare_s) / bare_s, 4),
+        "peak_memory_mb": round(peak_memory_mb(), 1),
+        "machine": f"{platform.machine()}, {__import__('os').cpu_count()} CPUs",
+    }
+    print_table(f"Indexing {corpus.name}", [
+        ("documents", f"{result['documents']:,}"),
+        ("chunks", f"{result['chunks']:,}"),
+        *[(f"{stage} (s)", f"{value:.2f}") for stage, value in result["seconds"].items()],
+        ("documents/s", f"{result['documents_per_s']:.1f}"),
+        ("chunks/s", f"{result['chunks_per_s']:.1f}"),
+        ("bare model.encode (s)", f"{bare_s:.2f}"),
+        ("pipeline overhead", f"{result['overhead_vs_bare_encode']:+.1%}"),
+        ("peak memory (MB)", f"{result['peak_memory_mb']:.0f}"),
+    ])
+    write_json(out, result)
+    return result

@@ -1,0 +1,174 @@
+"""The `qa` command: a thin shell over the library."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Sequence
+
+from .errors import InvalidInput, QAError
+from .settings import Settings
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides = {}
+    if getattr(args, "index", None):
+        overrides["index_dir"] = Path(args.index)
+    return Settings(**overrides)
+
+
+def _progress(args: argparse.Namespace) -> bool:
+    return not getattr(args, "quiet", False) and sys.stderr.isatty()
+
+
+def _log(args: argparse.Namespace):
+    quiet = getattr(args, "quiet", False)
+    return (lambda message: None) if quiet else (lambda message: print(message, file=sys.stderr))
+
+
+def _date(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a YYYY-MM-DD date: {value!r}") from None
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from .embedding import Embedder
+    from .indexing import index_corpus
+
+    settings = _settings(args)
+    embedder = Embedder(settings.model, settings.embed_batch_size, settings.torch_threads)
+    report = index_corpus(Path(args.path), settings, embedder, rebuild=args.rebuild,
+                          progress=_progress(args), log=_log(args))
+    print(f"{args.path}: {report.summary()}; {report.chunks_embedded} chunks embedded")
+    return 0
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    from .store import IndexReader
+
+    settings = _settings(args)
+    with_index = IndexReader.open(settings.index_dir)
+    try:
+        if args.verify:
+            with_index.verify()
+        m = with_index.manifest
+        stats = {
+            "index": str(settings.index_dir), "documents": m.documents, "chunks": m.chunks,
+            "model": m.model, "dimension": m.dimension,
+            "chunking": f"{m.chunk_tokens} tokens, {m.chunk_overlap} overlap",
+            "size_on_disk_bytes": with_index.size_on_disk(), "generation": m.generation,
+            "created": m.created_at, "last_updated": m.updated_at,
+        }
+    finally:
+        with_index.close()
+    if args.json:
+        print(json.dumps(stats, indent=2))
+    else:
+        width = max(map(len, stats))
+        for key, value in stats.items():
+            print(f"{key.replace('_', ' '):<{width}}  {value}")
+        if args.verify:
+            print("consistency check passed")
+    return 0
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    from .pipeline import Pipeline
+    from .presentation import render_answer
+    from .retrieval import Filters
+
+    settings = _settings(args)
+    pipeline = Pipeline(settings)
+    filters = Filters(sources=tuple(args.source or ()), since=args.since, until=args.until)
+    if args.top_k is not None and not 1 <= args.top_k <= 100:
+        raise InvalidInput("--top-k must be between 1 and 100")
+    answer = pipeline.ask(args.question, top_k=args.top_k, filters=filters)
+    if args.json:
+        print(answer.model_dump_json(indent=2))
+    else:
+        print(render_answer(answer, color=sys.stdout.isatty()))
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from api.server import serve
+
+    settings = _settings(args)
+    return serve(settings, host=args.host, port=args.port, corpus=Path(args.corpus),
+                 progress=_progress(args))
+
+
+def cmd_bench_index(args: argparse.Namespace) -> int:
+    from .bench import bench_index
+
+    bench_index(Path(args.corpus), Path(args.out), limit=args.limit)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="qa", description="Extractive question answering over your documents.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("index", help="index a corpus folder or file (incremental)")
+    p.add_argument("path")
+    p.add_argument("--index", help="index directory (default: $QA_INDEX_DIR or ./index)")
+    p.add_argument("--rebuild", action="store_true", help="start from an empty index")
+    p.add_argument("--quiet", action="store_true", help="no progress or per-file messages")
+    p.set_defaults(run=cmd_index)
+
+    p = sub.add_parser("stats", help="what the index holds")
+    p.add_argument("--index")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--verify", action="store_true", help="also check vectors, chunks and BM25 agree")
+    p.set_defaults(run=cmd_stats)
+
+    p = sub.add_parser("ask", help="answer one question from the index")
+    p.add_argument("question")
+    p.add_argument("--index")
+    p.add_argument("--top-k", type=int, dest="top_k")
+    p.add_argument("--json", action="store_true", help="print the Answer as JSON")
+    p.add_argument("--source", action="append", help="only documents from this source (repeatable)")
+    p.add_argument("--since", type=_date, help="only documents published on or after YYYY-MM-DD")
+    p.add_argument("--until", type=_date, help="only documents published on or before YYYY-MM-DD")
+    p.set_defaults(run=cmd_ask)
+
+    p = sub.add_parser("serve", help="serve the API and chat page (indexes the corpus first if needed)")
+    p.add_argument("--index")
+    p.add_argument("--corpus", default="corpus", help="indexed first when no index exists")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(run=cmd_serve)
+
+    p = sub.add_parser("bench", help="benchmarks (print a table, write JSON)")
+    bench = p.add_subparsers(dest="bench", required=True)
+    b = bench.add_parser("index", help="indexing throughput and the pipeline's cost over bare encoding")
+    b.add_argument("corpus", help="a corpus folder/file, or a SQuAD JSON file (one document per paragraph)")
+    b.add_argument("--out", default="bench-results/index.json")
+    b.add_argument("--limit", type=int, help="only the first N documents")
+    b.set_defaults(run=cmd_bench_index)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except QAError as exc:
+        print(f"qa: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("qa: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""Public question sets: SQuAD v1.1 JSON and BEIR folders, turned into documents and questions."""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .documents import Document, make_document
+from .errors import DocumentError
+
+
+@dataclass(frozen=True)
+class Question:
+    id: str
+    question: str
+    answers: tuple[str, ...] = ()          # empty: the corpus does not answer it
+    doc_ids: tuple[str, ...] = ()           # documents that hold the answer (or are relevant)
+    group: str = ""                         # e.g. the SQuAD article, for train/test splits
+
+    @property
+    def answerable(self) -> bool:
+        return bool(self.answers) or bool(self.doc_ids)
+
+
+@dataclass
+class QuestionSet:
+    name: str
+    questions: list[Question]
+    documents: list[Document] = field(default_factory=list)  # empty: use an existing index
+
+
+def squad_paragraph_id(title: str, number: int) -> str:
+    return f"{title}/p{number:03d}"
+
+
+def load_squad(path: Path) -> QuestionSet:
+    """Every paragraph becomes a document; every question keeps its gold paragraph and answers."""
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    if not isinstance(data, dict) or not isinstance(data.get("data"), list):
+        raise DocumentError(f"{path} is not SQuAD JSON (no 'data' list)")
+    documents, questions = [], []
+    for article in data["data"]:
+        title = article["title"]
+        for number, paragraph in enumerate(article["paragraphs"]):
+            doc_id = squad_paragraph_id(title, number)
+            documents.append(make_document(doc_id, paragraph["context"], title=title.replace("_", " "),
+                                           source="squad"))
+            for qa in paragraph["qas"]:
+                answers = tuple(dict.fromkeys(a["text"] for a in qa["answers"]))
+                questions.append(Question(qa["id"], qa["question"], answers, (doc_id,), title))
+    return QuestionSet(Path(path).stem, questions, documents)
+
+
+def load_beir(folder: Path, split: str = "test") -> QuestionSet:
+    """A BEIR folder: corpus.jsonl, queries.jsonl and qrels/<split>.tsv."""
+    folder = Path(folder)
+    documents = []
+    with open(folder / "corpus.jsonl", encoding="utf-8") as handle:
+        for line in handle:
+            record = json.loads(line)
+            documents.append(make_document(str(record["_id"]), record.get("text") or record.get("title"),
+                                           title=record.get("title") or "", source=folder.name))
+    relevant: dict[str, list[str]] = {}
+    with open(folder / "qrels" / f"{split}.tsv", encoding="utf-8") as handle:
+        for row in csv.DictReader(handle, delimiter="\t"):
+            if int(row["score"]) > 0:
+                relevant.setdefault(row["query-id"], []).append(row["corpus-id"])
+    questions = []
+    with open(folder / "queries.jsonl", encoding="utf-8") as handle:
+        for line in handle:
+            record = json.loads(line)
+            qid = str(record["_id"])
+            if qid in relevant:
+                questions.append(Question(qid, record["text"], (), tuple(relevant[qid]), split))
+    return QuestionSet(f"{folder.name}-{split}", questions, documents)
+
+
+def load_questions_jsonl(path: Path) -> QuestionSet:
+    """The project's format: {"id", "question", "answer" (null: unanswerable), "doc_id", "alternatives"?}."""
+    questions = []
+    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            answer = record.get("answer")
+            answers = () if answer is None else (answer, *record.get("alternatives", []))
+            doc_id = record.get("doc_id")
+            questions.append(Question(str(record.get("id", number)), record["question"], tuple(answers),
+                                      (doc_id,) if doc_id else ()))
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise DocumentError(f"{path}:{number}: not a question record ({exc})") from None
+    return QuestionSet(Path(path).stem, questions)

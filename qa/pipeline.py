@@ -1,0 +1,144 @@
+"""Wires the parts: question -> retrieval -> reading -> a verified, cited Answer."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+from .answers import Answer, Candidate, Citation, Passage
+from .documents import Document
+from .embedding import Embedder
+from .errors import CitationMismatch, InvalidInput
+from .indexing import index_config
+from .metrics import normalize_answer
+from .reading import ExtractiveReader, Reader, SpanGuess
+from .retrieval import Filters, FusionConfig, Hit, Mode, Retriever
+from .sentences import sentence_bounds
+from .settings import Settings
+from .store import IndexReader, committed_generation
+
+NOT_FOUND = "The corpus does not seem to answer this question."
+
+
+class Pipeline:
+    """Owns the embedder, the reader and the open index; reopens the index after a commit."""
+
+    def __init__(self, settings: Settings, embedder: Embedder | None = None, reader: Reader | None = None):
+        self.settings = settings
+        self.embedder = embedder or Embedder(settings.model, settings.embed_batch_size,
+                                             settings.torch_threads)
+        self.reader = reader or ExtractiveReader(settings.reader_model, torch_threads=settings.torch_threads)
+        self._index: IndexReader | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def index(self) -> IndexReader:
+        """The committed index, reopened when a writer has committed a newer generation."""
+        index = self._index
+        current = committed_generation(Path(self.settings.index_dir))
+        if index is None or index.manifest.generation != current:
+            with self._lock:
+                if self._index is None or self._index.manifest.generation != current:
+                    expect = index_config(self.settings, self.embedder)
+                    self._index = IndexReader.open(Path(self.settings.index_dir), expect)
+                index = self._index
+        return index
+
+    def retriever(self, index: IndexReader | None = None) -> Retriever:
+        s = self.settings
+        fusion = FusionConfig(s.fusion, s.dense_weight, s.rrf_k, s.candidates)
+        return Retriever(index or self.index, self.embedder, fusion)
+
+    def validate_question(self, question: str) -> str:
+        question = " ".join(str(question).split())
+        if not question:
+            raise InvalidInput("the question is empty")
+        if len(question) > self.settings.max_question_chars:
+            raise InvalidInput(
+                f"the question is {len(question)} characters long; the limit is "
+                f"{self.settings.max_question_chars}")
+        return question
+
+    def search(self, question: str, top_k: int | None = None, filters: Filters = Filters(),
+               mode: Mode = "hybrid") -> list[Hit]:
+        question = self.validate_question(question)
+        return self.retriever().search(question, top_k or self.settings.top_k, filters, mode)
+
+    def ask(self, question: str, top_k: int | None = None, filters: Filters = Filters(),
+            mode: Mode = "hybrid") -> Answer:
+        question = self.validate_question(question)
+        top_k = top_k or self.settings.top_k
+        if not 1 <= top_k <= 100:
+            raise InvalidInput("top_k must be between 1 and 100")
+        started = time.perf_counter()
+        index = self.index
+        hits = self.retriever(index).search(question, top_k, filters, mode)
+        retrieved = time.perf_counter()
+        read = hits[: self.settings.reader_passages]
+        guesses = self.reader.read(question, [h.chunk.text for h in read],
+                                   top_n=self.settings.alternatives + 4) if read else []
+        finished = time.perf_counter()
+        documents = index.documents(sorted({h.chunk.doc_id for h in hits}))
+        candidates = _merge([_cite(g, read, documents) for g in guesses])
+        timings = {"retrieve": (retrieved - started) * 1000, "read": (finished - retrieved) * 1000}
+        timings["total"] = (time.perf_counter() - started) * 1000
+        return _answer(question, candidates, hits, documents, self.settings, timings)
+
+
+def _cite(guess: SpanGuess, hits: list[Hit], documents: dict[str, Document]) -> tuple[float, Citation]:
+    chunk = hits[guess.passage_index].chunk
+    doc = documents[chunk.doc_id]
+    start, end = chunk.start + guess.start, chunk.start + guess.end
+    sentence_start, sentence_end = sentence_bounds(doc.text, start, end)
+    citation = Citation(
+        doc_id=doc.id, title=doc.title, source=doc.source, url=doc.url, published=doc.published_iso,
+        start=start, end=end, quote=chunk.text[guess.start:guess.end],
+        sentence_start=sentence_start, sentence_end=sentence_end,
+        sentence=doc.text[sentence_start:sentence_end])
+    verify_citation(citation, doc)
+    return guess.confidence, citation
+
+
+def verify_citation(citation: Citation, doc: Document) -> None:
+    if doc.text[citation.start:citation.end] != citation.quote or not citation.quote:
+        raise CitationMismatch(f"citation {citation.doc_id}[{citation.start}:{citation.end}] "
+                               f"does not resolve to its quote {citation.quote!r}")
+    if doc.text[citation.sentence_start:citation.sentence_end] != citation.sentence:
+        raise CitationMismatch(f"citation sentence of {citation.doc_id} does not resolve")
+
+
+def _merge(cited: list[tuple[float, Citation]]) -> list[Candidate]:
+    """One candidate per distinct answer, with a citation for each place it was found."""
+    groups: dict[str, list[tuple[float, Citation]]] = {}
+    for confidence, citation in cited:
+        key = normalize_answer(citation.quote) or citation.quote
+        groups.setdefault(key, []).append((confidence, citation))
+    candidates = []
+    for items in groups.values():
+        items.sort(key=lambda item: -item[0])
+        citations = list({(c.doc_id, c.start, c.end): c for _, c in items}.values())
+        candidates.append(Candidate(text=items[0][1].quote, confidence=round(items[0][0], 4),
+                                    citations=citations))
+    return sorted(candidates, key=lambda c: -c.confidence)
+
+
+def _answer(question: str, candidates: list[Candidate], hits: list[Hit],
+            documents: dict[str, Document], settings: Settings, timings: dict[str, float]) -> Answer:
+    passages = [
+        Passage(doc_id=h.chunk.doc_id, title=documents[h.chunk.doc_id].title,
+                source=documents[h.chunk.doc_id].source,
+                published=documents[h.chunk.doc_id].published_iso, chunk_id=h.chunk.id,
+                start=h.chunk.start, end=h.chunk.end, text=h.chunk.text, score=round(h.score, 4))
+        for h in hits]
+    timings = {k: round(v, 2) for k, v in timings.items()}
+    best = candidates[0] if candidates else None
+    if best is None or best.confidence < settings.abstain_below:
+        return Answer(question=question, text=None, confidence=best.confidence if best else 0.0,
+                      abstained=True, message=NOT_FOUND, citations=[],
+                      alternatives=candidates[: settings.alternatives + 1], passages=passages,
+                      timings_ms=timings)
+    return Answer(question=question, text=best.text, confidence=best.confidence, abstained=False,
+                  message="", citations=best.citations,
+                  alternatives=candidates[1: settings.alternatives + 1], passages=passages,
+                  timings_ms=timings)

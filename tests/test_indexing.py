@@ -1,0 +1,100 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from qa.errors import IndexMismatch, IndexMissing
+from qa.indexing import index_corpus
+from qa.store import IndexReader
+
+
+def _write_corpus(root, docs):
+    root.mkdir(parents=True, exist_ok=True)
+    for name, body in docs.items():
+        (root / name).write_text(f"Title: {name}\nSource: Test\nPublished: 2023-08-01\n\n{body}")
+
+
+def test_incremental_runs(tmp_path, settings, embedder):
+    corpus = tmp_path / "c"
+    _write_corpus(corpus, {"a.txt": "Alpha talks opened in Ottawa.", "b.txt": "Beta aid reached Kyiv.",
+                           "c.txt": "Gamma summit met in Vilnius."})
+    first = index_corpus(corpus, settings, embedder)
+    assert (first.added, first.updated, first.unchanged, first.removed) == (3, 0, 0, 0)
+    second = index_corpus(corpus, settings, embedder)
+    assert (second.added, second.unchanged, second.chunks_embedded) == (0, 3, 0)
+    assert second.manifest is None  # nothing committed
+
+    (corpus / "b.txt").write_text("Title: b.txt\nSource: Test\nPublished: 2023-08-01\n\nBeta aid changed.")
+    (corpus / "c.txt").unlink()
+    _write_corpus(corpus, {"d.txt": "Delta is new."})
+    (corpus / "broken.txt").write_bytes(b"\xff\xfe\x00bad")
+    third = index_corpus(corpus, settings, embedder)
+    assert (third.added, third.updated, third.unchanged, third.removed) == (1, 1, 1, 1)
+    assert [s.path for s in third.skipped] == ["broken.txt"]
+    assert third.chunks_embedded == 2
+
+    reader = IndexReader.open(settings.index_dir)
+    reader.verify()
+    assert sorted(reader.document_hashes()) == ["a.txt", "b.txt", "d.txt"]
+    assert reader.document("b.txt").text == "Beta aid changed."
+    reader.close()
+
+
+def test_reader_sees_committed_state(tmp_path, settings, embedder):
+    corpus = tmp_path / "c"
+    _write_corpus(corpus, {"a.txt": "Alpha.", "b.txt": "Beta."})
+    index_corpus(corpus, settings, embedder)
+    reader = IndexReader.open(settings.index_dir)
+    reader.verify()
+    assert reader.manifest.documents == 2
+    assert reader.document("a.txt").text == "Alpha."
+    assert set(reader.document_hashes()) == {"a.txt", "b.txt"}
+    total, listed = reader.list_documents(limit=1)
+    assert total == 2 and len(listed) == 1
+    reader.close()
+
+
+def test_missing_and_mismatched_index(tmp_path, settings, embedder):
+    with pytest.raises(IndexMissing):
+        IndexReader.open(tmp_path / "nothing")
+    corpus = tmp_path / "c"
+    _write_corpus(corpus, {"a.txt": "Alpha."})
+    index_corpus(corpus, settings, embedder)
+    other = settings.model_copy(update={"chunk_tokens": 128})
+    with pytest.raises(IndexMismatch, match="--rebuild"):
+        index_corpus(corpus, other, embedder)
+    rebuilt = index_corpus(corpus, other, embedder, rebuild=True)
+    assert rebuilt.added == 1 and rebuilt.manifest.chunk_tokens == 128
+
+
+def test_format_version_mismatch_says_rebuild(tmp_path, settings, embedder):
+    corpus = tmp_path / "c"
+    _write_corpus(corpus, {"a.txt": "Alpha."})
+    report = index_corpus(corpus, settings, embedder)
+    manifest_path = settings.index_dir / f"gen-{report.manifest.generation:06d}" / "manifest.json"
+    data = json.loads(manifest_path.read_text())
+    data["format_version"] = 999
+    manifest_path.write_text(json.dumps(data))
+    with pytest.raises(IndexMismatch, match="rebuild"):
+        IndexReader.open(settings.index_dir)
+
+
+def test_cli_index_and_stats(tmp_path):
+    corpus = tmp_path / "c"
+    _write_corpus(corpus, {"a.txt": "Alpha talks.", "b.txt": "Beta aid."})
+    index = tmp_path / "idx"
+    run = lambda *args: subprocess.run([sys.executable, "-m", "qa.cli", *args], capture_output=True,
+                                       text=True, timeout=300)
+    first = run("index", str(corpus), "--index", str(index), "--quiet")
+    assert first.returncode == 0, first.stderr
+    assert "2 added, 0 updated, 0 unchanged, 0 removed, 0 skipped" in first.stdout
+    again = run("index", str(corpus), "--index", str(index))
+    assert "0 added, 0 updated, 2 unchanged" in again.stdout
+    stats = run("stats", "--index", str(index), "--json", "--verify")
+    assert stats.returncode == 0, stats.stderr
+    data = json.loads(stats.stdout)
+    assert data["documents"] == 2 and data["chunks"] == 2 and data["size_on_disk_bytes"] > 0
+    missing = run("stats", "--index", str(tmp_path / "none"))
+    assert missing.returncode == 2 and missing.stderr.startswith("qa: error: no index")
+    assert "Traceback" not in missing.stderr
