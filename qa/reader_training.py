@@ -258,12 +258,18 @@ def train_reader(
     seed: int = 0,
     time_budget_s: float | None = None,
     test_sample: int | None = None,
+    calibration_sample: int | None = None,
+    check_sample: int = 600,
+    threads: int = 2,
     progress: bool = True,
 ) -> dict:
     """Train, evaluate and calibrate the LoRA span reader; returns the report written to reader-training.json.
 
-    time_budget_s caps the training loop (it stops early and says so); test_sample
-    limits the gold-paragraph test evaluation to a random sample of questions.
+    time_budget_s (seconds since the call started) bounds training: the step count,
+    and with it the linear LR decay, is re-planned from the measured step time so
+    training ends on time (the report says when fewer steps than planned were run).
+    test_sample / calibration_sample use random subsets of those questions;
+    check_sample test questions are used to check the fitted calibration.
     """
     import torch
     from tqdm import tqdm
@@ -273,7 +279,7 @@ def train_reader(
     from qa.span_model import SpanExtractor, inject_lora, load_qa_model, save_adapter
 
     started = time.time()
-    torch.set_num_threads(2)
+    torch.set_num_threads(threads)
     torch.manual_seed(seed)
     rng = random.Random(seed)
     out = Path(out_dir)
@@ -290,7 +296,8 @@ def train_reader(
     print(f"train: {len(examples)} examples ({n_negative} negatives) -> {len(windows)} windows", flush=True)
 
     hf_logging.set_verbosity_error()  # the fresh QA head is reported as "missing"; that is expected
-    model = AutoModelForQuestionAnswering.from_pretrained(base_path)
+    # eager attention trains noticeably faster than sdpa on CPU
+    model = AutoModelForQuestionAnswering.from_pretrained(base_path, attn_implementation="eager")
     inject_lora(model, rank=rank, alpha=alpha, train_layer_norms=True)
     trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     no_decay = [p for n, p in trainable if n.endswith("bias") or "LayerNorm" in n]
@@ -301,15 +308,16 @@ def train_reader(
     steps_per_epoch = math.ceil(len(windows) / batch_size)
     total_steps = max(1, int(round(epochs * steps_per_epoch)))
     warmup = max(1, int(warmup_fraction * total_steps))
+    plan = {"steps": total_steps}  # shrunk below total_steps when the time budget requires it
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min((s + 1) / warmup, max(0.0, (total_steps - s) / max(1, total_steps - warmup)))
+        optimizer, lambda s: min((s + 1) / warmup, max(0.0, (plan["steps"] - s) / max(1, plan["steps"] - warmup)))
     )
 
     model.train()
-    step, stopped_early, loss_ema = 0, False, None
+    step, loss_ema = 0, None
     bar = tqdm(total=total_steps, desc="train", disable=not progress, mininterval=10)
     train_started = time.time()
-    while step < total_steps and not stopped_early:
+    while step < plan["steps"]:
         for batch in make_batches(windows, batch_size, rng):
             loss = model(**collate(batch)).loss
             loss.backward()
@@ -321,14 +329,20 @@ def train_reader(
             loss_ema = loss.item() if loss_ema is None else 0.98 * loss_ema + 0.02 * loss.item()
             bar.update(1)
             bar.set_postfix(loss=f"{loss_ema:.3f}", refresh=False)
-            if step >= total_steps:
-                break
-            if time_budget_s is not None and time.time() - started > time_budget_s:
-                stopped_early = True
-                print(f"time budget reached after {step}/{total_steps} steps; stopping training", flush=True)
+            if time_budget_s is not None and step % 10 == 0:
+                per_step = (time.time() - train_started) / step
+                remaining = time_budget_s - (time.time() - started)
+                new_plan = max(step + 1, min(total_steps, step + int(remaining / per_step)))
+                if new_plan != plan["steps"]:
+                    plan["steps"] = new_plan
+                    bar.total = new_plan
+            if step >= plan["steps"]:
                 break
     bar.close()
     train_seconds = time.time() - train_started
+    stopped_early = step < total_steps
+    if stopped_early:
+        print(f"time budget: ran {step} of {total_steps} planned steps ({step / steps_per_epoch:.2f} epochs)", flush=True)
 
     hyper = {
         "base_model": BASE_MODEL_NAME,
@@ -347,6 +361,9 @@ def train_reader(
         "seed": seed,
         "steps": step,
         "planned_steps": total_steps,
+        "epochs_completed": round(step / steps_per_epoch, 3),
+        "time_budget_s": time_budget_s,
+        "torch_threads": threads,
     }
     adapter_path = out / ADAPTER_FILE
     save_adapter(model, str(adapter_path), BASE_MODEL_NAME, extra={"max_length": max_length, "stride": stride})
@@ -359,7 +376,9 @@ def train_reader(
     note = f" (random sample of {test['questions']} of {test['questions_available']} questions)" if test["sampled"] else ""
     print(f"test, gold paragraph{note}: EM {test['exact_match']:.2f}  F1 {test['f1']:.2f}", flush=True)
 
-    margins, labels, _ = simulated_retrieval_features(extractor, splits["calibration"], random.Random(seed + 2), progress)
+    margins, labels, _ = simulated_retrieval_features(
+        extractor, splits["calibration"], random.Random(seed + 2), progress, sample=calibration_sample
+    )
     a, b = fit_platt(margins, labels)
     probabilities = _sigmoid(a * margins + b)
     calibration = {
@@ -378,7 +397,7 @@ def train_reader(
     }
     # Held-out check of the fitted calibration on (a sample of) test questions.
     test_margins, test_labels, _ = simulated_retrieval_features(
-        extractor, splits["test"], random.Random(seed + 3), progress, sample=600
+        extractor, splits["test"], random.Random(seed + 3), progress, sample=check_sample
     )
     test_p = _sigmoid(a * test_margins + b)
     calibration["test_check"] = {
@@ -405,7 +424,6 @@ def train_reader(
         "training_seconds": round(train_seconds, 1),
         "total_seconds": round(time.time() - started, 1),
         "adapter_bytes": os.path.getsize(adapter_path),
-        "torch_threads": torch.get_num_threads(),
     }
     (out / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n")
     return report
@@ -433,6 +451,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--time-budget", type=float, default=None, help="seconds after which training stops")
     parser.add_argument("--test-sample", type=int, default=None, help="evaluate on a random sample of test questions")
+    parser.add_argument("--calibration-sample", type=int, default=None, help="fit calibration on a sample of questions")
+    parser.add_argument("--check-sample", type=int, default=600, help="test questions used to check the calibration")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -451,6 +472,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         seed=args.seed,
         time_budget_s=args.time_budget,
         test_sample=args.test_sample,
+        calibration_sample=args.calibration_sample,
+        check_sample=args.check_sample,
+        threads=args.threads,
         progress=not args.no_progress,
     )
     json.dump(report, sys.stdout, indent=2)

@@ -358,9 +358,11 @@ class IndexWriter:
     def _prepare(self) -> None:
         import faiss
 
-        for stale in self.index_dir.glob("gen-*.tmp"):  # left by a crashed writer
-            shutil.rmtree(stale, ignore_errors=True)
         self.previous = committed_generation(self.index_dir)
+        # A crashed writer may have left a staged or renamed-but-never-committed generation.
+        for path in self.index_dir.glob("gen-*"):
+            if path.suffix == ".tmp" or int(path.name[4:]) > (self.previous or 0):
+                shutil.rmtree(path, ignore_errors=True)
         self.generation = (self.previous or 0) + 1
         self._staging = self.index_dir / f"gen-{self.generation:06d}.tmp"
         self._staging.mkdir()

@@ -74,8 +74,11 @@ def two_versions(tmp_path, embedder):
 
     corpus, index = tmp_path / "corpus", tmp_path / "index"
     settings = Settings(index_dir=index, chunk_tokens=48, chunk_overlap=8)
-    old = _version(corpus, 1)
+    _version(corpus, 1)
+    (corpus / "d7.txt").write_text("Title: Doc 7\n\nA draft that was replaced. " * 3)
     index_corpus(corpus, settings, embedder)
+    old = _version(corpus, 1)
+    index_corpus(corpus, settings, embedder)  # two generations: the next commit retires one
     new = _version(corpus, 2)
     return corpus, index, settings, old, new
 
