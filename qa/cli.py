@@ -111,6 +111,42 @@ def cmd_bench_index(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .eval_report import references_for, table, write_outputs
+    from .evaluation import (RunConfig, cached_index_dir, choose_questions, evaluate,
+                             load_question_set)
+    from .indexing import write_documents
+    from .pipeline import Pipeline
+    from .store import committed_generation
+
+    settings = _settings(args)
+    qset = load_question_set(Path(args.questions), args.split)
+    pipeline = Pipeline(settings)
+    if qset.documents:  # the set brings its own corpus: build (or reuse) an index for it
+        settings = settings.model_copy(update={"index_dir": cached_index_dir(qset, settings)})
+        pipeline = Pipeline(settings, embedder=pipeline.embedder, reader=pipeline.reader)
+        if committed_generation(settings.index_dir) is None:
+            print(f"indexing {len(qset.documents):,} documents into {settings.index_dir}", file=sys.stderr)
+            write_documents(qset.documents, settings, pipeline.embedder, rebuild=True,
+                            progress=_progress(args))
+    questions = choose_questions(qset.questions, args.limit, args.sample, args.seed)
+    has_answers = any(q.answers for q in questions)
+    read = "retrieved" if has_answers and not args.no_read else "none"
+    configs = [RunConfig(mode, mode=mode, read=read, top_k=args.top_k) for mode in args.compare.split(",")]
+    if args.gold_passage:
+        configs.append(RunConfig("gold-passage", read="gold"))
+    baseline = json.loads(Path(args.baseline).read_text()) if args.baseline else None
+    results = [evaluate(qset, questions, pipeline, c, progress=_progress(args)) for c in configs]
+    print(f"{qset.name}: {len(questions):,} questions")
+    print(table(results, baseline))
+    for name, _, value, source in references_for(qset.name):
+        print(f"  published: {name}: {value}  ({source})")
+    out = Path(args.out)
+    write_outputs(out, qset.name, results, baseline)
+    print(f"wrote {out}/results.json, predictions.jsonl, report.html")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="qa", description="Extractive question answering over your documents.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -145,6 +181,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(run=cmd_serve)
+
+    p = sub.add_parser("eval", help="evaluate over a question set (project JSONL, SQuAD JSON, BEIR folder)")
+    p.add_argument("questions")
+    p.add_argument("--index", help="index for question sets without their own corpus")
+    p.add_argument("--split", default="test", choices=["train", "calibration", "test", "all"],
+                   help="SQuAD articles / BEIR qrels to use (default: test)")
+    p.add_argument("--compare", default="hybrid", help="retrievers to compare: hybrid,dense,lexical")
+    p.add_argument("--gold-passage", action="store_true", help="also read each gold passage alone")
+    p.add_argument("--no-read", action="store_true", help="retrieval metrics only")
+    p.add_argument("--top-k", type=int, default=20, dest="top_k")
+    p.add_argument("--limit", type=int)
+    p.add_argument("--sample", type=int)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--baseline", help="an earlier results.json to compare against")
+    p.add_argument("--out", default="eval-results")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(run=cmd_eval)
 
     p = sub.add_parser("bench", help="benchmarks (print a table, write JSON)")
     bench = p.add_subparsers(dest="bench", required=True)

@@ -29,6 +29,7 @@ class QuestionSet:
     name: str
     questions: list[Question]
     documents: list[Document] = field(default_factory=list)  # empty: use an existing index
+    corpus_name: str = ""  # names the bundled corpus, whatever the split of questions
 
 
 def squad_paragraph_id(title: str, number: int) -> str:
@@ -50,7 +51,7 @@ def load_squad(path: Path) -> QuestionSet:
             for qa in paragraph["qas"]:
                 answers = tuple(dict.fromkeys(a["text"] for a in qa["answers"]))
                 questions.append(Question(qa["id"], qa["question"], answers, (doc_id,), title))
-    return QuestionSet(Path(path).stem, questions, documents)
+    return QuestionSet(Path(path).stem, questions, documents, Path(path).stem)
 
 
 def load_beir(folder: Path, split: str = "test") -> QuestionSet:
@@ -74,7 +75,7 @@ def load_beir(folder: Path, split: str = "test") -> QuestionSet:
             qid = str(record["_id"])
             if qid in relevant:
                 questions.append(Question(qid, record["text"], (), tuple(relevant[qid]), split))
-    return QuestionSet(f"{folder.name}-{split}", questions, documents)
+    return QuestionSet(f"{folder.name}-{split}", questions, documents, folder.name)
 
 
 def load_questions_jsonl(path: Path) -> QuestionSet:

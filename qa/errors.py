@@ -33,5 +33,9 @@ class UnknownDocument(QAError):
     """A document id that the index does not hold."""
 
 
+class ReaderUnavailable(QAError):
+    """The reader model cannot be loaded (missing weights or model directory)."""
+
+
 class CitationMismatch(RuntimeError):
     """A citation's offsets do not resolve to its quote: a bug, never patched over at run time."""

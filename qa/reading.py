@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Protocol, Sequence
 
 from .embedding import resolve_model_path
+from .errors import ReaderUnavailable
 from .settings import DEFAULT_MODEL
 
 WEIGHTS = Path(__file__).parent / "weights"
@@ -60,7 +61,7 @@ class ExtractiveReader:
         self.model_dir = model_dir
         self.quantize = quantize
         self.torch_threads = torch_threads
-        self.calibration = Calibration() if model_dir else Calibration.load(DEFAULT_CALIBRATION)
+        self.calibration = Calibration()
         self._extractor = None
         self._lock = threading.Lock()
 
@@ -79,8 +80,15 @@ class ExtractiveReader:
         if self.torch_threads:
             torch.set_num_threads(self.torch_threads)
         if self.model_dir:
-            tokenizer, model = load_qa_model(str(Path(self.model_dir).expanduser()))
+            directory = Path(self.model_dir).expanduser()
+            if not directory.is_dir():
+                raise ReaderUnavailable(f"reader model directory {directory} does not exist")
+            tokenizer, model = load_qa_model(str(directory))
         else:
+            if not DEFAULT_ADAPTER.is_file() or not DEFAULT_CALIBRATION.is_file():
+                raise ReaderUnavailable(f"the reader weights are missing from {WEIGHTS}; reinstall, "
+                                        "or train them with `python -m qa.reader_training`")
+            self.calibration = Calibration.load(DEFAULT_CALIBRATION)
             tokenizer, model = load_qa_model(resolve_model_path(DEFAULT_MODEL), str(DEFAULT_ADAPTER))
         if self.quantize:
             model = _quantized(model)

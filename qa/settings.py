@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
@@ -48,3 +48,10 @@ class Settings(BaseSettings):
 
     # Limits on requests (used by the CLI and the API alike).
     max_question_chars: int = Field(500, ge=1)
+    max_body_bytes: int = Field(5_000_000, ge=1024)
+    max_documents_per_request: int = Field(100, ge=1)
+
+    # The HTTP service.
+    api_key: SecretStr | None = None  # when set, writes need it (header X-API-Key)
+    read_only: bool = False
+    cors_origins: list[str] = []  # closed by default

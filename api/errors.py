@@ -1,0 +1,63 @@
+"""One JSON error shape for every error: {"error": {"code": ..., "message": ...}}."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from qa.errors import (DocumentError, IndexBusy, IndexCorrupt, IndexMismatch, IndexMissing,
+                       InvalidInput, QAError, UnknownDocument)
+
+log = logging.getLogger("api")
+
+_STATUS = [
+    (UnknownDocument, 404, "unknown_document"),
+    (InvalidInput, 422, "invalid_input"),
+    (DocumentError, 422, "invalid_document"),
+    (IndexBusy, 503, "index_busy"),
+    (IndexMissing, 503, "index_missing"),
+    (IndexMismatch, 503, "index_mismatch"),
+    (IndexCorrupt, 503, "index_corrupt"),
+]
+_HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+               405: "method_not_allowed", 413: "body_too_large", 415: "unsupported_media_type",
+               422: "invalid_input", 429: "too_many_requests", 503: "unavailable"}
+
+
+def error_response(status: int, code: str, message: str, headers: dict | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
+
+
+def _describe_validation(exc: RequestValidationError) -> str:
+    parts = []
+    for error in exc.errors()[:5]:
+        where = ".".join(str(p) for p in error.get("loc", ()) if p != "body")
+        parts.append(f"{where}: {error.get('msg')}" if where else str(error.get("msg")))
+    return "; ".join(parts) or "invalid request"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(QAError)
+    async def qa_error(request: Request, exc: QAError):
+        for kind, status, code in _STATUS:
+            if isinstance(exc, kind):
+                return error_response(status, code, str(exc))
+        return error_response(400, "bad_request", str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError):
+        return error_response(422, "invalid_input", _describe_validation(exc))
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException):
+        code = _HTTP_CODES.get(exc.status_code, "error")
+        return error_response(exc.status_code, code, str(exc.detail), getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception):
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return error_response(500, "internal_error", "internal server error")

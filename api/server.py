@@ -1,0 +1,29 @@
+"""`qa serve`: index the corpus when there is no index yet, then run uvicorn."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from qa.embedding import Embedder
+from qa.indexing import index_corpus
+from qa.pipeline import Pipeline
+from qa.settings import Settings
+from qa.store import committed_generation
+
+from .app import create_app
+
+
+def serve(settings: Settings, *, host: str, port: int, corpus: Path, progress: bool) -> int:
+    import uvicorn
+
+    embedder = Embedder(settings.model, settings.embed_batch_size, settings.torch_threads)
+    if committed_generation(Path(settings.index_dir)) is None:
+        print(f"no index at {settings.index_dir}: indexing {corpus} first", file=sys.stderr)
+        report = index_corpus(corpus, settings, embedder, progress=progress,
+                              log=lambda message: print(message, file=sys.stderr))
+        print(f"{corpus}: {report.summary()}", file=sys.stderr)
+    app = create_app(settings, Pipeline(settings, embedder=embedder))
+    print(f"serving on http://{host}:{port}/  (API docs at /docs)", file=sys.stderr)
+    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=20)
+    return 0

@@ -1,0 +1,101 @@
+"""Answers on the demo corpus and its question set, checked against the expected ones."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from qa.datasets import load_questions_jsonl
+from qa.metrics import best_over_golds, f1
+from qa.pipeline import Pipeline, verify_citation
+from qa.retrieval import Filters
+
+from .conftest import DEMO_CORPUS
+
+# Set from what the reader reaches on this question set; never lowered to make a run pass.
+MIN_ANSWERED_RIGHT = 0.80
+MIN_ABSTAINED = 0.75
+
+
+@pytest.fixture(scope="module")
+def pipeline(demo_index, embedder):
+    return Pipeline(demo_index, embedder=embedder)
+
+
+@pytest.fixture(scope="module")
+def demo_results(pipeline):
+    questions = load_questions_jsonl(DEMO_CORPUS / "questions.jsonl").questions
+    return [(q, pipeline.ask(q.question)) for q in questions]
+
+
+def test_question_set_is_big_enough():
+    questions = load_questions_jsonl(DEMO_CORPUS / "questions.jsonl").questions
+    assert len(questions) >= 40
+    assert sum(1 for q in questions if not q.answers) >= 8
+
+
+def test_answerable_questions_are_answered_right(demo_results):
+    answerable = [(q, a) for q, a in demo_results if q.answers]
+    right = [q.id for q, a in answerable
+             if not a.abstained and best_over_golds(f1, a.text, q.answers) >= 0.5
+             and any(c.doc_id in q.doc_ids for c in a.citations)]
+    share = len(right) / len(answerable)
+    assert share >= MIN_ANSWERED_RIGHT, f"only {share:.0%} answered right"
+
+
+def test_unanswerable_questions_are_abstained(demo_results):
+    unanswerable = [a for q, a in demo_results if not q.answers]
+    share = sum(a.abstained for a in unanswerable) / len(unanswerable)
+    assert share >= MIN_ABSTAINED, f"only {share:.0%} abstained"
+    for answer in unanswerable:
+        if answer.abstained:
+            assert answer.text is None and answer.citations == [] and answer.passages
+
+
+def test_every_citation_resolves_to_its_quote(pipeline, demo_results):
+    index = pipeline.index
+    count = 0
+    for _, answer in demo_results:
+        for candidate in [answer, *answer.alternatives]:
+            for citation in candidate.citations:
+                verify_citation(citation, index.document(citation.doc_id))
+                assert citation.sentence_start <= citation.start < citation.end <= citation.sentence_end
+                count += 1
+        assert 0.0 <= answer.confidence <= 1.0
+        assert set(answer.timings_ms) == {"retrieve", "read", "total"}
+    assert count > 50
+
+
+def test_same_answer_in_several_documents_is_one_answer(pipeline):
+    answer = pipeline.ask("How much humanitarian assistance has Canada committed to Ukraine?", top_k=8)
+    texts = [answer.text, *(c.text for c in answer.alternatives)]
+    normalised = [" ".join(t.lower().split()) for t in texts if t]
+    assert len(normalised) == len(set(normalised))
+
+
+def test_filters_restrict_passages(pipeline):
+    answer = pipeline.ask("What did the G7 declare in Vilnius?", filters=Filters(sources=("Baltic Wire",)))
+    assert all(p.source == "Baltic Wire" for p in answer.passages)
+    nothing = pipeline.ask("What did the G7 declare in Vilnius?", filters=Filters(sources=("Nobody",)))
+    assert nothing.abstained and nothing.passages == []
+
+
+def _cli(*args, index):
+    return subprocess.run([sys.executable, "-m", "qa.cli", "ask", *args, "--index", str(index)],
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_cli_ask_for_people_and_scripts(demo_index):
+    question = "Who spoke for Global Affairs Canada about what the security talks with Ukraine are meant to identify?"
+    human = _cli(question, index=demo_index.index_dir)
+    assert human.returncode == 0, human.stderr
+    assert "MacLeod" in human.stdout and "confidence" in human.stdout and "[" in human.stdout
+    data = json.loads(_cli(question, "--json", "--top-k", "3", index=demo_index.index_dir).stdout)
+    assert "MacLeod" in data["text"] and len(data["passages"]) == 3
+    empty = _cli("   ", index=demo_index.index_dir)
+    assert empty.returncode == 2 and "empty" in empty.stderr and "Traceback" not in empty.stderr
+    long = _cli("why " * 300, index=demo_index.index_dir)
+    assert long.returncode == 2 and "limit" in long.stderr
+    bad_date = _cli(question, "--since", "soon", index=demo_index.index_dir)
+    assert bad_date.returncode == 2 and "date" in bad_date.stderr

@@ -1,0 +1,154 @@
+"""Fast tests of the span reader on a tiny randomly initialised BERT (no training, no downloads)."""
+
+import string
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+from qa.span_model import (  # noqa: E402
+    SpanExtractor,
+    _trim_span,
+    inject_lora,
+    load_qa_model,
+    read_adapter_metadata,
+    save_adapter,
+)
+
+WORDS = "the a of in and to was who what when where team won super bowl denver broncos game field year city river".split()
+QUESTION = "Who won the Super Bowl?"
+PASSAGES = [
+    "The Denver Broncos won the Super Bowl in 2016, beating the Carolina Panthers.",
+    "The game was played in Santa Clara, California (near the river).",
+]
+LONG_PASSAGE = " ".join(f"The team of city {i} won a game in the year {1900 + i}." for i in range(40))
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    directory = tmp_path_factory.mktemp("tiny-bert-qa")
+    chars = list(string.ascii_lowercase + string.digits + string.punctuation)
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + WORDS + chars + ["##" + c for c in chars]
+    (directory / "vocab.txt").write_text("\n".join(dict.fromkeys(vocab)) + "\n")
+    tokenizer = transformers.BertTokenizerFast(vocab_file=str(directory / "vocab.txt"), do_lower_case=True)
+    tokenizer.save_pretrained(directory)
+    config = transformers.BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=512,
+    )
+    torch.manual_seed(0)
+    transformers.BertForQuestionAnswering(config).save_pretrained(directory)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def extractor(tiny_model_dir) -> SpanExtractor:
+    tokenizer, model = load_qa_model(str(tiny_model_dir), None)
+    return SpanExtractor(tokenizer, model, max_length=64, stride=16, max_answer_tokens=8)
+
+
+def _token_boundaries(tokenizer, passage):
+    offsets = tokenizer(passage, return_offsets_mapping=True, add_special_tokens=False)["offset_mapping"]
+    return {s for s, _ in offsets}, {e for _, e in offsets}
+
+
+def test_import_does_not_load_torch():
+    code = "import sys, qa.span_model; assert 'torch' not in sys.modules and 'transformers' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])
+
+
+def test_candidates_are_token_aligned_sorted_and_unique(extractor):
+    candidates = extractor.extract(QUESTION, PASSAGES, top_n=10)
+    assert len(candidates) == 10
+    scores = [c.score for c in candidates]
+    assert scores == sorted(scores, reverse=True)
+    assert len({(c.passage_index, c.start, c.end) for c in candidates}) == len(candidates)
+    for c in candidates:
+        passage = PASSAGES[c.passage_index]
+        assert 0 <= c.start < c.end <= len(passage)
+        starts, ends = _token_boundaries(extractor.tokenizer, passage)
+        assert c.start in starts and c.end in ends
+        assert passage[c.start : c.end] == passage[c.start : c.end].strip()
+        assert np.isfinite(c.null_score)
+
+
+def test_top_n_is_honoured(extractor):
+    assert len(extractor.extract(QUESTION, PASSAGES, top_n=1)) == 1
+    assert len(extractor.extract(QUESTION, PASSAGES, top_n=3)) == 3
+    assert extractor.extract(QUESTION, PASSAGES, top_n=0) == []
+    assert extractor.extract(QUESTION, [], top_n=3) == []
+
+
+def test_best_span_matches_brute_force(extractor):
+    encoding, start, end = extractor.logits(QUESTION, PASSAGES)
+    best = -np.inf
+    for w in range(start.shape[0]):
+        context = [k for k, sid in enumerate(encoding.sequence_ids(w)) if sid == 1]
+        for i in context:
+            for j in context:
+                if i <= j < i + extractor.max_answer_tokens:
+                    best = max(best, start[w, i] + end[w, j])
+    assert extractor.extract(QUESTION, PASSAGES, top_n=1)[0].score == pytest.approx(best, abs=1e-5)
+
+
+def test_long_passage_uses_overflow_windows(extractor):
+    encoding, _, _ = extractor.logits(QUESTION, [LONG_PASSAGE, PASSAGES[0]])
+    windows = list(encoding["overflow_to_sample_mapping"])
+    assert windows.count(0) > 3 and windows.count(1) == 1
+    candidates, nulls = extractor.extract_with_nulls(QUESTION, [LONG_PASSAGE, PASSAGES[0]], top_n=5000)
+    assert len(nulls) == 2 and all(np.isfinite(nulls))
+    long_spans = [c for c in candidates if c.passage_index == 0]
+    # spans from late windows are found, and every span stays inside the passage
+    assert max(c.end for c in long_spans) > 0.9 * len(LONG_PASSAGE)
+    assert all(0 <= c.start < c.end <= len(LONG_PASSAGE) for c in long_spans)
+    assert {c.passage_index for c in candidates} == {0, 1}
+
+
+def test_trim_span():
+    text = 'He said "(Denver Broncos)." then, left'
+    assert text[slice(*_trim_span(text, 8, 26))] == "(Denver Broncos)"
+    assert text[slice(*_trim_span(text, 9, 24))] == "Denver Broncos"
+    assert text[slice(*_trim_span(text, 27, 33))] == "then"
+    assert _trim_span("U.S.", 0, 4) == (0, 4)
+    assert _trim_span("a , b", 2, 3) == (2, 3)  # punctuation-only spans are left alone
+
+
+def test_lora_save_and_merge_round_trip(tiny_model_dir, tmp_path):
+    tokenizer, model = load_qa_model(str(tiny_model_dir), None)
+    adapted = inject_lora(model, rank=4, alpha=8.0)
+    assert len(adapted) == 2 * 6
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if param.requires_grad:  # pretend training moved every trainable parameter
+                param.add_(0.1 * torch.randn_like(param))
+    path = tmp_path / "adapter.safetensors"
+    saved = save_adapter(model, str(path), base_model="tiny-test")
+    assert any(k.endswith(".lora_A") for k in saved) and "qa_outputs.weight" in saved
+    assert any("LayerNorm" in k for k in saved)
+    metadata = read_adapter_metadata(str(path))
+    assert (metadata["rank"], metadata["alpha"], metadata["base_model"]) == ("4", "8.0", "tiny-test")
+
+    with torch.no_grad():  # the file is fp16: compare against the same rounded values
+        for param in model.parameters():
+            if param.requires_grad:
+                param.copy_(param.half().float())
+    model.eval()
+    inputs = tokenizer([QUESTION] * 2, PASSAGES, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        expected = model(**inputs)
+    _, merged = load_qa_model(str(tiny_model_dir), str(path))
+    assert not any(hasattr(m, "lora_A") for m in merged.modules())
+    with torch.no_grad():
+        got = merged(**inputs)
+    torch.testing.assert_close(got.start_logits, expected.start_logits, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(got.end_logits, expected.end_logits, atol=1e-4, rtol=1e-4)
