@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import string
 from pathlib import Path
 
 import pytest
@@ -59,3 +60,34 @@ def corpus_copy(tmp_path):
     target = tmp_path / "corpus"
     shutil.copytree(DEMO_CORPUS, target)
     return target
+
+
+TINY_WORDS = ("the a of in and to was who what when where team won super bowl denver broncos game field "
+              "year city river").split()
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """A randomly initialised, tiny BERT extractive-QA model: plumbing, not accuracy."""
+    import torch as torch_module
+    import transformers as transformers_module
+
+    directory = tmp_path_factory.mktemp("tiny-bert-qa")
+    chars = list(string.ascii_lowercase + string.digits + string.punctuation)
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + TINY_WORDS + chars + ["##" + c for c in chars]
+    (directory / "vocab.txt").write_text("\n".join(dict.fromkeys(vocab)) + "\n")
+    tokenizer = transformers_module.BertTokenizerFast(vocab_file=str(directory / "vocab.txt"), do_lower_case=True)
+    tokenizer.save_pretrained(directory)
+    config = transformers_module.BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=512,
+    )
+    torch_module.manual_seed(0)
+    transformers_module.BertForQuestionAnswering(config).save_pretrained(directory)
+    return directory
+
+

@@ -1,6 +1,5 @@
 """Fast tests of the span reader on a tiny randomly initialised BERT (no training, no downloads)."""
 
-import string
 import subprocess
 import sys
 from pathlib import Path
@@ -20,34 +19,12 @@ from qa.span_model import (  # noqa: E402
     save_adapter,
 )
 
-WORDS = "the a of in and to was who what when where team won super bowl denver broncos game field year city river".split()
 QUESTION = "Who won the Super Bowl?"
 PASSAGES = [
     "The Denver Broncos won the Super Bowl in 2016, beating the Carolina Panthers.",
     "The game was played in Santa Clara, California (near the river).",
 ]
 LONG_PASSAGE = " ".join(f"The team of city {i} won a game in the year {1900 + i}." for i in range(40))
-
-
-@pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory) -> Path:
-    directory = tmp_path_factory.mktemp("tiny-bert-qa")
-    chars = list(string.ascii_lowercase + string.digits + string.punctuation)
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + WORDS + chars + ["##" + c for c in chars]
-    (directory / "vocab.txt").write_text("\n".join(dict.fromkeys(vocab)) + "\n")
-    tokenizer = transformers.BertTokenizerFast(vocab_file=str(directory / "vocab.txt"), do_lower_case=True)
-    tokenizer.save_pretrained(directory)
-    config = transformers.BertConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=512,
-    )
-    torch.manual_seed(0)
-    transformers.BertForQuestionAnswering(config).save_pretrained(directory)
-    return directory
 
 
 @pytest.fixture(scope="module")

@@ -122,7 +122,9 @@
 
   function safeHttpUrl(value) {
     try {
-      const url = new URL(asText(value), window.location.href);
+      const text = asText(value).trim();
+      if (!text) return null;
+      const url = new URL(text); // absolute URLs only: a relative one would point into this site
       return url.protocol === 'http:' || url.protocol === 'https:' ? url.href : null;
     } catch (_) {
       return null;
