@@ -147,6 +147,20 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_load(args: argparse.Namespace) -> int:
+    from .evaluation import load_question_set
+    from .load_bench import bench_load
+
+    questions = [q.question for path in args.questions for q in load_question_set(Path(path), "all").questions]
+    if not questions:
+        raise InvalidInput("no questions to ask")
+    settings = _settings(args)
+    bench_load(settings.index_dir, Path(args.corpus), questions, Path(args.out),
+               levels=tuple(int(n) for n in args.clients.split(",")), duration_s=args.duration,
+               max_requests=args.max_requests)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="qa", description="Extractive question answering over your documents.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -206,6 +220,15 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--out", default="bench-results/index.json")
     b.add_argument("--limit", type=int, help="only the first N documents")
     b.set_defaults(run=cmd_bench_index)
+    b = bench.add_parser("load", help="concurrent clients against a real server on 127.0.0.1")
+    b.add_argument("questions", nargs="+", help="question files (project JSONL or SQuAD JSON)")
+    b.add_argument("--index", help="index to serve (built from --corpus when missing)")
+    b.add_argument("--corpus", default="corpus")
+    b.add_argument("--clients", default="1,4,16")
+    b.add_argument("--duration", type=float, default=15.0, help="seconds per level")
+    b.add_argument("--max-requests", type=int, default=3000, dest="max_requests")
+    b.add_argument("--out", default="bench-results/load.json")
+    b.set_defaults(run=cmd_bench_load)
     return parser
 
 

@@ -116,3 +116,20 @@ def test_content_hash_tracks_every_indexed_field(tmp_path):
     assert load_corpus(tmp_path).documents[0].content_hash == first
     _write(tmp_path / "a.txt", "Title: Two\n\nSame body.")
     assert load_corpus(tmp_path).documents[0].content_hash != first
+
+
+def test_hostile_shapes_do_not_break_the_batch(tmp_path):
+    _write(tmp_path / "nested.html", "<div>" * 20000 + "<p>Deep text.</p>" + "</div>" * 20000)
+    _write(tmp_path / "oneline.txt", "word " * 400_000)
+    _write(tmp_path / "types.jsonl", "\n".join([
+        json.dumps({"id": 7, "text": "numeric id is fine"}),
+        json.dumps({"id": "t", "text": "x", "title": ["not", "a", "string"]}),
+        json.dumps({"id": "m", "text": "x", "metadata": "not an object"}),
+        json.dumps({"id": "p", "text": "x", "published": 20230101}),
+    ]))
+    (tmp_path / "dangling.txt").symlink_to(tmp_path / "missing-target.txt")
+    result = load_corpus(tmp_path)
+    ids = sorted(d.id for d in result.documents)
+    assert ids == ["7", "nested.html", "oneline.txt"]
+    assert next(d for d in result.documents if d.id == "nested.html").text == "Deep text."
+    assert len(result.skipped) == 4
