@@ -239,7 +239,10 @@
     const title = asText(citation.title) || asText(citation.doc_id) || 'Untitled document';
     button.appendChild(el('span', 'citation-title', title));
     const meta = metaLine(citation);
-    if (meta) button.appendChild(el('span', 'citation-meta', meta));
+    if (meta) {
+      button.appendChild(document.createTextNode(' '));
+      button.appendChild(el('span', 'citation-meta', meta));
+    }
     button.setAttribute('aria-haspopup', 'dialog');
     button.title = 'Open the document at this passage';
     button.addEventListener('click', () => openDocument({
@@ -316,7 +319,10 @@
       }, link));
       item.appendChild(link);
       const meta = metaLine(passage);
-      if (meta) item.appendChild(el('span', 'passage-meta', meta));
+      if (meta) {
+        item.appendChild(document.createTextNode(' '));
+        item.appendChild(el('span', 'passage-meta', meta));
+      }
       item.appendChild(el('p', 'passage-snippet', snippet(passage.text, SNIPPET_CODE_POINTS)));
       list.appendChild(item);
     }
@@ -576,7 +582,7 @@
         els.form.requestSubmit();
       });
     }
-    els.question.focus({ preventScroll: true });
+    if (window.matchMedia('(pointer: fine)').matches) els.question.focus({ preventScroll: true });
   }
 
   if (document.readyState === 'loading') {

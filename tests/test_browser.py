@@ -1,0 +1,438 @@
+"""The chat page in a real browser (Playwright driving Debian's Chromium) against the real server.
+
+`qa serve` runs as a subprocess over a copy of the demo corpus plus one hostile document whose
+text is HTML and script. Screenshots go to test-artifacts/ at the repository root.
+
+Needs: `pip install playwright` (no `playwright install`: the browser is Debian's) and
+`apt-get install chromium`. Outside CI the tests are skipped when either is missing; in CI
+(CI set) they fail instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = ROOT / "test-artifacts"
+LAUNCH_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+STARTUP_TIMEOUT_S = 180
+ANSWER_TIMEOUT_MS = 120_000
+DESKTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 375, "height": 740}
+
+ANSWERABLE = "When did Canadian and Ukrainian officials meet to launch the security talks?"
+UNANSWERABLE = "Who won the 2023 Tour de France?"
+EVIL_QUESTION = "Where was the Zorblax treaty signed?"
+
+SCRIPT_TEXT = "<script>window.__pwned = 1</script>"
+IMG_TEXT = '<img src=x onerror="window.__pwned=1">'
+EVIL_TITLE = f"The Zorblax archive {IMG_TEXT}"
+# Astral characters (emoji) before the answer: the page must turn the server's code-point
+# offsets into UTF-16 ones, or the highlight lands beside the answer.
+EVIL_DOCUMENT = f"""Title: {EVIL_TITLE}
+Source: Quillon Gazette
+Published: 2023-09-02
+
+🛰️ The Zorblax archive 🎉 keeps the papers of the old Zorblax league. 📜📜📜
+
+The Zorblax treaty was signed in Quillon. The archive copy carries a strange note: {SCRIPT_TEXT}
+and below it {IMG_TEXT} scrawled in the margin.
+
+Historians of the Zorblax league 🧭 still argue about the treaty's wording.
+"""
+
+
+# ---------------------------------------------------------------------------------- fixtures
+
+
+def _unavailable(reason: str) -> None:
+    """Skip on a developer machine without a browser; in CI a missing browser is a failure."""
+    if os.environ.get("CI"):
+        pytest.fail(f"browser test cannot run in CI: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _unavailable("playwright is not installed (pip install playwright)")
+    if not (CHROMIUM.is_file() and os.access(CHROMIUM, os.X_OK)):
+        _unavailable(f"{CHROMIUM} is missing (apt-get install chromium)")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=LAUNCH_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _log_tail(path: Path, chars: int = 4000) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")[-chars:]
+    except OSError:
+        return "(no server log)"
+
+
+def _wait_healthy(base: str, process: subprocess.Popen, log_path: Path) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"qa serve exited with {process.returncode} before it was healthy:\n{_log_tail(log_path)}")
+        try:
+            with urllib.request.urlopen(f"{base}/api/health", timeout=5) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.5)
+    pytest.fail(f"qa serve was not healthy after {STARTUP_TIMEOUT_S} s:\n{_log_tail(log_path)}")
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def server(browser, tmp_path_factory, request):
+    """`qa serve` over the demo corpus plus a hostile document; yields its base URL."""
+    tmp = tmp_path_factory.mktemp("browser")
+    corpus = tmp / "corpus"
+    shutil.copytree(ROOT / "corpus", corpus)
+    (corpus / "evil.txt").write_text(EVIL_DOCUMENT, encoding="utf-8")
+    port = _free_port()
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+    log_path = tmp / "server.log"
+    log = open(log_path, "wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "qa.cli", "serve", "--index", str(tmp / "index"), "--corpus", str(corpus),
+         "--host", "127.0.0.1", "--port", str(port)],
+        cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+    )
+
+    def finish():
+        _stop(process)
+        log.close()
+
+    request.addfinalizer(finish)
+    base = f"http://127.0.0.1:{port}"
+    _wait_healthy(base, process, log_path)
+    return base
+
+
+class PageWatch:
+    """A page plus what went wrong on it: uncaught exceptions and CSP violations."""
+
+    def __init__(self, page):
+        self.page = page
+        self.problems: list[str] = []
+        page.on("pageerror", lambda error: self.problems.append(f"uncaught exception: {error}"))
+        page.on("console", self._console)
+
+    def _console(self, message) -> None:
+        text = message.text
+        if message.type == "error" and ("Content Security Policy" in text or "Refused to" in text):
+            self.problems.append(f"CSP violation: {text}")
+
+    def assert_clean(self) -> None:
+        assert not self.problems, "\n".join(self.problems)
+
+
+@pytest.fixture
+def open_page(browser, server):
+    """Opens the chat page at a viewport size; every page is checked for errors at the end."""
+    contexts, watches = [], []
+
+    def opener(viewport=DESKTOP) -> PageWatch:
+        context = browser.new_context(viewport=viewport, device_scale_factor=1, reduced_motion="reduce")
+        contexts.append(context)
+        page = context.new_page()
+        page.set_default_timeout(60_000)
+        watch = PageWatch(page)
+        watches.append(watch)
+        response = page.goto(f"{server}/")
+        assert response is not None and response.ok, f"GET / failed: {response and response.status}"
+        page.locator("#question").wait_for(state="visible")
+        return watch
+
+    yield opener
+    try:
+        for watch in watches:
+            watch.assert_clean()
+    finally:
+        for context in contexts:
+            context.close()
+
+
+# ---------------------------------------------------------------------------------- helpers
+
+
+def _api_answer(page, server: str, question: str) -> dict:
+    response = page.request.post(f"{server}/api/ask", data={"question": question}, timeout=ANSWER_TIMEOUT_MS)
+    assert response.ok, f"POST /api/ask {response.status}: {response.text()}"
+    return response.json()
+
+
+def _ask(page, question: str):
+    """Types a question, sends it with Enter, and returns the locator of the reply it got."""
+    from playwright.sync_api import expect
+
+    replies = page.locator("#conversation .reply:not(.pending)")
+    before = replies.count()
+    page.locator("#question").fill(question)
+    page.locator("#question").press("Enter")
+    expect(replies).to_have_count(before + 1, timeout=ANSWER_TIMEOUT_MS)
+    expect(page.locator("#question")).to_be_enabled()
+    expect(page.locator("#send")).to_be_enabled()
+    return replies.nth(before)  # not .last: locators are lazy and later replies would shift it
+
+
+def _describe(reply) -> str:
+    return f"class={reply.get_attribute('class')!r} text={reply.inner_text()[:600]!r}"
+
+
+def _assert_in_viewport(page, locator) -> None:
+    from playwright.sync_api import expect
+
+    expect(locator).to_be_in_viewport()
+    box = locator.bounding_box()
+    size = page.viewport_size
+    assert box is not None
+    assert box["y"] >= 0 and box["y"] + box["height"] <= size["height"], box
+    assert box["x"] >= 0 and box["x"] + box["width"] <= size["width"], box
+
+
+def _no_horizontal_overflow(page) -> None:
+    widths = page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
+    assert widths[0] <= widths[1], f"horizontal overflow: scrollWidth {widths[0]} > innerWidth {widths[1]}"
+
+
+def _screenshot(page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / name), animations="disabled")
+
+
+# ---------------------------------------------------------------------------------- tests
+
+
+def test_answer_with_citation_opens_the_document_at_the_quote(open_page, server):
+    from playwright.sync_api import expect
+
+    page = open_page(DESKTOP).page
+    expected = _api_answer(page, server, ANSWERABLE)
+    assert not expected["abstained"] and expected["citations"], f"the API did not answer: {expected}"
+    first = expected["citations"][0]
+
+    reply = _ask(page, ANSWERABLE)
+    assert "answer" in (reply.get_attribute("class") or "").split(), _describe(reply)
+    expect(reply.locator(".answer-text")).to_have_text(expected["text"])
+    assert reply.locator(".answer-text").inner_text().strip()
+    expect(reply.locator(".confidence").first).to_contain_text(f"{round(expected['confidence'] * 100)}%")
+    citations = reply.locator(".citations .citation")
+    expect(citations).to_have_count(len(expected["citations"]))
+    expect(citations.first).to_contain_text(first["title"])
+    # The answer is marked inside its sentence, cut by offsets.
+    expect(reply.locator("mark.answer-span").first).to_have_text(first["quote"])
+
+    alternatives = reply.locator("details.alternatives")
+    if expected["alternatives"]:
+        expect(alternatives).to_have_count(1)
+        assert not alternatives.evaluate("d => d.open"), "alternatives should start collapsed"
+        alternatives.locator("summary").click()
+        assert alternatives.evaluate("d => d.open")
+        expect(alternatives.locator(".alternative")).to_have_count(len(expected["alternatives"]))
+        expect(alternatives.locator(".citation").first).to_be_visible()
+    else:
+        expect(alternatives).to_have_count(0)
+
+    citations.first.click()
+    panel = page.locator("#document-panel")
+    expect(panel).to_be_visible()
+    mark = page.locator("#document-text mark.cited")
+    expect(mark).to_have_count(1)
+    assert mark.text_content() == first["quote"]
+    _assert_in_viewport(page, mark)
+    expect(page.locator("#document-title")).to_have_text(first["title"])
+    _screenshot(page, "chat-desktop.png")
+
+    page.keyboard.press("Escape")
+    expect(panel).to_be_hidden()
+    citations.first.click()
+    expect(panel).to_be_visible()
+    expect(mark).to_have_count(1)
+    page.locator("#document-close").click()
+    expect(panel).to_be_hidden()
+
+
+def test_unanswerable_question_is_shown_as_an_abstention(open_page, server):
+    from playwright.sync_api import expect
+
+    page = open_page(DESKTOP).page
+    reply = _ask(page, UNANSWERABLE)
+    classes = (reply.get_attribute("class") or "").split()
+    assert "abstention" in classes and "answer" not in classes, _describe(reply)
+    expect(reply.locator(".abstention-message")).not_to_be_empty()
+    expect(reply.locator(".passage").first).to_be_visible()
+    expect(reply.locator(".passage-snippet").first).not_to_be_empty()
+    if reply.locator(".guess").count():
+        expect(reply.locator(".guess-label")).to_contain_text("guess")
+    _screenshot(page, "chat-abstention-desktop.png")
+
+
+def test_document_text_is_rendered_as_text_never_as_html(open_page, server):
+    from playwright.sync_api import expect
+
+    page = open_page(DESKTOP).page
+    expected = _api_answer(page, server, EVIL_QUESTION)
+    reply = _ask(page, EVIL_QUESTION)
+
+    def cites_evil(citations):
+        return next((i for i, c in enumerate(citations) if c["doc_id"] == "evil.txt"), None)
+
+    mark = page.locator("#document-text mark.cited")
+    if not expected["abstained"] and cites_evil(expected["citations"]) is not None:
+        index = cites_evil(expected["citations"])
+        quote = expected["citations"][index]["quote"]
+        link = reply.locator(".citations .citation").nth(index)
+    else:
+        # Not the top answer: an alternative (or the best guess) from it, else a closest passage.
+        found = [(a, i) for a, alternative in enumerate(expected["alternatives"])
+                 if (i := cites_evil(alternative["citations"])) is not None]
+        if found and not expected["abstained"]:
+            a, i = found[0]
+            quote = expected["alternatives"][a]["citations"][i]["quote"]
+            reply.locator("details.alternatives summary").click()
+            link = reply.locator(".alternative").nth(a).locator(".citation").nth(i)
+        elif found and found[0][0] == 0:
+            quote = expected["alternatives"][0]["citations"][found[0][1]]["quote"]
+            link = reply.locator(".guess .citation").nth(found[0][1])
+        else:
+            quote = None
+            link = reply.locator(".passage-link", has_text="Zorblax").first
+            assert link.count(), f"the hostile document was neither cited nor among the passages: {_describe(reply)}"
+    expect(link).to_contain_text(EVIL_TITLE)  # the title's markup shows as text
+    link.click()
+    if quote is not None:
+        expect(mark).to_have_count(1)
+        assert mark.text_content() == quote  # exact despite the emoji before it
+        _assert_in_viewport(page, mark)
+
+    document_text = page.locator("#document-text")
+    expect(page.locator("#document-panel")).to_be_visible()
+    expect(document_text).to_contain_text(SCRIPT_TEXT)
+    expect(document_text).to_contain_text(IMG_TEXT)
+    expect(page.locator("#document-title")).to_have_text(EVIL_TITLE)
+    expect(page.get_by_text(SCRIPT_TEXT, exact=False).first).to_be_visible()
+    # Nothing from the data became an element, and nothing ran.
+    assert page.locator("#conversation script, #conversation img, #document-panel script, #document-panel img").count() == 0
+    page.wait_for_timeout(300)  # an <img onerror> would have fired by now
+    assert page.evaluate("() => typeof window.__pwned") == "undefined"
+
+
+def test_phone_width_has_no_horizontal_scrolling_and_a_full_screen_document(open_page, server):
+    from playwright.sync_api import expect
+
+    page = open_page(PHONE).page
+    _no_horizontal_overflow(page)
+    reply = _ask(page, ANSWERABLE)
+    assert "answer" in (reply.get_attribute("class") or "").split(), _describe(reply)
+    _no_horizontal_overflow(page)
+    _screenshot(page, "chat-phone.png")  # the page scrolls the question to the top by itself
+    _ask(page, UNANSWERABLE)
+    _no_horizontal_overflow(page)
+
+    reply.locator(".citation").first.click()
+    panel = page.locator("#document-panel")
+    expect(panel).to_be_visible()
+    expect(page.locator("#document-text mark.cited")).to_have_count(1)
+    _assert_in_viewport(page, page.locator("#document-text mark.cited"))
+    box = panel.bounding_box()
+    assert box is not None and box["x"] == 0 and box["width"] == PHONE["width"], f"panel is not full width: {box}"
+    assert box["height"] >= PHONE["height"] - 1, f"panel is not full height: {box}"
+    _no_horizontal_overflow(page)
+    _screenshot(page, "chat-phone-document.png")
+    page.keyboard.press("Escape")
+    expect(panel).to_be_hidden()
+
+
+def test_controls_are_disabled_while_waiting_and_errors_show_in_the_conversation(open_page, server):
+    from playwright.sync_api import expect
+
+    page = open_page(DESKTOP).page
+    # The controls are disabled in the same task that sends the request.
+    page.locator("#question").fill(ANSWERABLE)
+    states = page.evaluate("""() => {
+        document.getElementById('ask-form').requestSubmit();
+        return [document.getElementById('question').disabled, document.getElementById('send').disabled];
+    }""")
+    assert states == [True, True]
+    expect(page.locator("#conversation .reply:not(.pending)")).to_have_count(1, timeout=ANSWER_TIMEOUT_MS)
+    expect(page.locator("#question")).to_be_enabled()
+
+    # An HTTP error: its message shows, styled as an error, as text.
+    error_body = {"error": {"code": "internal", "message": "The reader <b>failed</b>."}}
+    page.route("**/api/ask", lambda route: route.fulfill(
+        status=500, content_type="application/json", body=json.dumps(error_body)))
+    reply = _ask(page, "What happens when the server fails?")
+    assert "error" in (reply.get_attribute("class") or "").split(), _describe(reply)
+    expect(reply).to_contain_text("The reader <b>failed</b>.")
+    page.unroute("**/api/ask")
+
+    # A network failure.
+    page.route("**/api/ask", lambda route: route.abort("connectionrefused"))
+    reply = _ask(page, "What happens when the network fails?")
+    assert "error" in (reply.get_attribute("class") or "").split(), _describe(reply)
+    expect(reply).to_contain_text("Could not reach the server")
+    page.unroute("**/api/ask")
+
+
+def test_page_sources_never_turn_strings_into_html():
+    """Static companion to the hostile-document test: no HTML sinks, no inline script or style."""
+    import re
+
+    static = ROOT / "api" / "static"
+    script = (static / "app.js").read_text(encoding="utf-8")
+    for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function",
+                 "setAttribute('style'", 'setAttribute("style"'):
+        assert sink not in script, f"app.js uses {sink}"
+    page = (static / "index.html").read_text(encoding="utf-8")
+    assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", page), "index.html has an inline script"
+    assert not re.search(r"\son[a-z]+\s*=", page, re.IGNORECASE), "index.html has an inline event handler"
+    assert not re.search(r"\sstyle\s*=", page, re.IGNORECASE), "index.html has an inline style attribute"
+    assert not re.search(r"<style", page, re.IGNORECASE), "index.html has an inline <style>"
+    assert not re.search(r"(src|href)=\"(https?:)?//", page), "index.html loads something from another site"
