@@ -146,8 +146,7 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> FastAPI:
 
 
 def _warm_up(pipeline: Pipeline) -> None:
-    pipeline.embedder.encode_query("warm up")
-    pipeline.reader.read("warm up?", ["A warm up passage."], top_n=1)
+    pipeline.warm_up()
     try:
         pipeline.index
     except IndexMissing:

@@ -88,6 +88,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
     filters = Filters(sources=tuple(args.source or ()), since=args.since, until=args.until)
     if args.top_k is not None and not 1 <= args.top_k <= 100:
         raise InvalidInput("--top-k must be between 1 and 100")
+    pipeline.validate_question(args.question)  # before spending a second on loading models
+    pipeline.warm_up()
     answer = pipeline.ask(args.question, top_k=args.top_k, filters=filters)
     if args.json:
         print(answer.model_dump_json(indent=2))

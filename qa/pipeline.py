@@ -45,6 +45,11 @@ class Pipeline:
                 index = self._index
         return index
 
+    def warm_up(self) -> None:
+        """Load both models now, so no request (or reported timing) pays for loading them."""
+        self.embedder.encode_query("warm up")
+        self.reader.read("warm up?", ["A warm up passage."], top_n=1)
+
     def retriever(self, index: IndexReader | None = None) -> Retriever:
         s = self.settings
         fusion = FusionConfig(s.fusion, s.dense_weight, s.rrf_k, s.candidates)
@@ -109,17 +114,24 @@ def verify_citation(citation: Citation, doc: Document) -> None:
 
 
 def _merge(cited: list[tuple[float, Citation]]) -> list[Candidate]:
-    """One candidate per distinct answer, with a citation for each place it was found."""
+    """One candidate per distinct answer, citing each document it was found in once.
+
+    ``cited`` comes most confident first. A span overlapping a more confident one in the
+    same document is a variant of it ("in Quillon" next to "Quillon"), not an alternative.
+    """
+    taken: list[Citation] = []
     groups: dict[str, list[tuple[float, Citation]]] = {}
     for confidence, citation in cited:
+        if any(t.doc_id == citation.doc_id and t.start < citation.end and citation.start < t.end
+               for t in taken):
+            continue
+        taken.append(citation)
         key = normalize_answer(citation.quote) or citation.quote
-        groups.setdefault(key, []).append((confidence, citation))
-    candidates = []
-    for items in groups.values():
-        items.sort(key=lambda item: -item[0])
-        citations = list({(c.doc_id, c.start, c.end): c for _, c in items}.values())
-        candidates.append(Candidate(text=items[0][1].quote, confidence=round(items[0][0], 4),
-                                    citations=citations))
+        group = groups.setdefault(key, [])
+        if all(c.doc_id != citation.doc_id for _, c in group):
+            group.append((confidence, citation))
+    candidates = [Candidate(text=items[0][1].quote, confidence=round(items[0][0], 4),
+                            citations=[c for _, c in items]) for items in groups.values()]
     return sorted(candidates, key=lambda c: -c.confidence)
 
 

@@ -2,6 +2,7 @@ import shutil
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
 from api import create_app
 from qa.pipeline import Pipeline
@@ -25,7 +26,7 @@ def writable(tmp_path, demo_index, shared_pipeline):
     """An app over a private copy of the demo index, with an API key."""
     index_dir = tmp_path / "index"
     shutil.copytree(demo_index.index_dir, index_dir)
-    settings = demo_index.model_copy(update={"index_dir": index_dir, "api_key": "s3cret"})
+    settings = demo_index.model_copy(update={"index_dir": index_dir, "api_key": SecretStr("s3cret")})
     pipeline = Pipeline(settings, embedder=shared_pipeline.embedder, reader=shared_pipeline.reader)
     with TestClient(create_app(settings, pipeline)) as c:
         yield c
