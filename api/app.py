@@ -8,8 +8,10 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
+import swagger_ui_bundle
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import FileResponse, Response
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
@@ -42,7 +44,8 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> FastAPI:
         await run_in_threadpool(_warm_up, pipeline)
         yield
 
-    app = FastAPI(title="Extractive QA", version="0.1.0", lifespan=lifespan, responses=_ERRORS)
+    app = FastAPI(title="Extractive QA", version="0.1.0", lifespan=lifespan, responses=_ERRORS,
+                  docs_url=None, redoc_url=None)
     app.state.pipeline = pipeline
     app.state.metrics = metrics
     install_error_handlers(app)
@@ -141,7 +144,16 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> FastAPI:
     def page() -> FileResponse:
         return FileResponse(STATIC / "index.html")
 
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        # Swagger UI's files come from the swagger-ui-bundle package: the docs work offline.
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="Extractive QA: API docs",
+                                   swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+                                   swagger_css_url="/docs-assets/swagger-ui.css",
+                                   swagger_favicon_url="/docs-assets/favicon-32x32.png")
+
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.mount("/docs-assets", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="docs-assets")
     return app
 
 

@@ -156,3 +156,10 @@ def test_read_only_server_refuses_writes(demo_index, shared_pipeline):
 def test_openapi_schema_lists_the_routes(client):
     schema = client.get("/openapi.json").json()
     assert {"/api/ask", "/api/documents", "/api/documents/{doc_id}", "/api/health", "/api/ready"} <= set(schema["paths"])
+
+
+def test_api_docs_work_offline(client):
+    page = client.get("/docs")
+    assert page.status_code == 200 and "/docs-assets/swagger-ui-bundle.js" in page.text
+    assert "cdn" not in page.text.lower()
+    assert client.get("/docs-assets/swagger-ui-bundle.js").status_code == 200
