@@ -28,7 +28,8 @@ class Pipeline:
         self.settings = settings
         self.embedder = embedder or Embedder(settings.model, settings.embed_batch_size,
                                              settings.torch_threads)
-        self.reader = reader or ExtractiveReader(settings.reader_model, torch_threads=settings.torch_threads)
+        self.reader = reader or ExtractiveReader(settings.reader_model, quantize=settings.reader_int8,
+                                                 torch_threads=settings.torch_threads)
         self._index: IndexReader | None = None
         self._lock = threading.Lock()
 

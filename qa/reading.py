@@ -57,7 +57,7 @@ class ExtractiveReader:
     calibration, so its confidence is the logistic of the raw margin.
     """
 
-    def __init__(self, model_dir: str | None = None, *, quantize: bool = True, torch_threads: int = 0):
+    def __init__(self, model_dir: str | None = None, *, quantize: bool = False, torch_threads: int = 0):
         self.model_dir = model_dir
         self.quantize = quantize
         self.torch_threads = torch_threads
@@ -103,7 +103,8 @@ class ExtractiveReader:
 
 
 def _quantized(model):
-    """int8 weights for the linear layers: about 1.7x faster on CPU for the same answers."""
+    """int8 weights for the linear layers: about 1.5x faster on this CPU, but on SQuAD test
+    articles F1 with the gold paragraph fell from 62.9 to 56.9 (600 questions), so it is opt-in."""
     import warnings
 
     import torch

@@ -42,8 +42,9 @@ class Settings(BaseSettings):
     # Reading.
     reader_model: str | None = None  # a local Hugging Face extractive-QA model directory
     reader_passages: int = Field(3, ge=1, le=20)
+    reader_int8: bool = False  # ~1.5x faster reading, but measured 6 F1 points lower on SQuAD
     alternatives: int = Field(3, ge=0, le=20)
-    abstain_below: float = Field(0.35, ge=0.0, le=1.0)
+    abstain_below: float = Field(0.5, ge=0.0, le=1.0)  # confidence is P(right): abstain when below even odds
     torch_threads: int = Field(0, ge=0)  # 0: leave torch's default
 
     # Limits on requests (used by the CLI and the API alike).
