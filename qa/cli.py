@@ -53,20 +53,20 @@ def cmd_stats(args: argparse.Namespace) -> int:
     from .store import IndexReader
 
     settings = _settings(args)
-    with_index = IndexReader.open(settings.index_dir)
+    index = IndexReader.open(settings.index_dir)
     try:
         if args.verify:
-            with_index.verify()
-        m = with_index.manifest
+            index.verify()
+        m = index.manifest
         stats = {
             "index": str(settings.index_dir), "documents": m.documents, "chunks": m.chunks,
             "model": m.model, "dimension": m.dimension,
             "chunking": f"{m.chunk_tokens} tokens, {m.chunk_overlap} overlap",
-            "size_on_disk_bytes": with_index.size_on_disk(), "generation": m.generation,
+            "size_on_disk_bytes": index.size_on_disk(), "generation": m.generation,
             "created": m.created_at, "last_updated": m.updated_at,
         }
     finally:
-        with_index.close()
+        index.close()
     if args.json:
         print(json.dumps(stats, indent=2))
     else:

@@ -85,8 +85,7 @@ def write_documents(documents: Sequence[Document], settings: Settings, embedder:
             gone |= {i for i in known if i not in wanted and i not in keep_ids}
         report.removed = len(gone)
         if not changed and not gone and writer.previous is not None:
-            report.manifest = None
-            return report
+            return report  # nothing to commit
 
         started = time.perf_counter()
         chunker = make_chunker(settings, embedder)

@@ -20,11 +20,10 @@ import shutil
 import sqlite3
 import threading
 import time
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -457,11 +456,3 @@ def indexed_text(title: str, chunk_text: str) -> str:
     """What BM25 and the embedder see of a chunk: its document's title gives it context."""
     return f"{title}\n{chunk_text}"
 
-
-@contextmanager
-def open_reader(index_dir: Path, expect: IndexConfig | None = None) -> Iterator[IndexReader]:
-    reader = IndexReader.open(index_dir, expect)
-    try:
-        yield reader
-    finally:
-        reader.close()
