@@ -37,6 +37,16 @@ def _date(value: str) -> date:
         raise argparse.ArgumentTypeError(f"not a YYYY-MM-DD date: {value!r}") from None
 
 
+def _int_list(value: str, option: str) -> list[int]:
+    try:
+        numbers = [int(part) for part in str(value).split(",")]
+    except ValueError:
+        raise InvalidInput(f"{option} takes whole numbers separated by commas, got {value!r}") from None
+    if any(n < 1 for n in numbers):
+        raise InvalidInput(f"{option} values must be at least 1")
+    return numbers
+
+
 def cmd_index(args: argparse.Namespace) -> int:
     from .embedding import Embedder
     from .indexing import index_corpus
@@ -134,7 +144,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
     questions = choose_questions(qset.questions, args.limit, args.sample, args.seed)
     has_answers = any(q.answers for q in questions)
     read = "retrieved" if has_answers and not args.no_read else "none"
-    configs = [RunConfig(mode, mode=mode, read=read, top_k=args.top_k) for mode in args.compare.split(",")]
+    top_ks = _int_list(args.top_k, "--top-k")
+    passages = _int_list(args.reader_passages, "--reader-passages") if args.reader_passages else [None]
+    configs = []
+    for mode in args.compare.split(","):
+        for top_k in top_ks:
+            for n in passages:
+                name = mode + (f" k={top_k}" if len(top_ks) > 1 else "") + (f" read={n}" if len(passages) > 1 else "")
+                configs.append(RunConfig(name, mode=mode, read=read, top_k=top_k, reader_passages=n))
     if args.gold_passage:
         configs.append(RunConfig("gold-passage", read="gold"))
     baseline = json.loads(Path(args.baseline).read_text()) if args.baseline else None
@@ -206,7 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compare", default="hybrid", help="retrievers to compare: hybrid,dense,lexical")
     p.add_argument("--gold-passage", action="store_true", help="also read each gold passage alone")
     p.add_argument("--no-read", action="store_true", help="retrieval metrics only")
-    p.add_argument("--top-k", type=int, default=20, dest="top_k")
+    p.add_argument("--top-k", default="20", dest="top_k", help="passages retrieved; several: 5,20")
+    p.add_argument("--reader-passages", dest="reader_passages", help="passages read; several: 1,3")
     p.add_argument("--limit", type=int)
     p.add_argument("--sample", type=int)
     p.add_argument("--seed", type=int, default=0)

@@ -38,6 +38,7 @@ class RunConfig:
     mode: Mode = "hybrid"
     read: Literal["retrieved", "gold", "none"] = "retrieved"
     top_k: int = 20
+    reader_passages: int | None = None  # None: the configured number
 
 
 @dataclass
@@ -85,6 +86,9 @@ def cached_index_dir(qset: QuestionSet, settings: Settings) -> Path:
 def evaluate(qset: QuestionSet, questions: list[Question], pipeline: Pipeline, config: RunConfig,
              *, progress: bool = False) -> RunResult:
     result = RunResult(config)
+    if config.reader_passages:
+        variant = pipeline.settings.model_copy(update={"reader_passages": config.reader_passages})
+        pipeline = Pipeline(variant, embedder=pipeline.embedder, reader=pipeline.reader)
     index = pipeline.index
     rows = []
     for question in _progress(questions, config.name, progress):

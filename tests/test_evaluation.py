@@ -94,3 +94,17 @@ def test_end_to_end_evaluation_writes_the_report(demo_index, tmp_path):
                             "--index", str(demo_index.index_dir), "--limit", "12", "--out", str(tmp_path / "b"),
                             "--baseline", str(out / "results.json")], capture_output=True, text=True, timeout=600)
     assert again.returncode == 0 and "(+0)" in again.stdout
+
+
+@pytest.mark.slow
+def test_compare_mode_crosses_retrievers_top_k_and_reader_variants(demo_index, tmp_path):
+    run = subprocess.run([sys.executable, "-m", "qa.cli", "eval", str(DEMO_CORPUS / "questions.jsonl"),
+                          "--index", str(demo_index.index_dir), "--compare", "hybrid,dense", "--top-k", "5,10",
+                          "--reader-passages", "1,2", "--limit", "3", "--out", str(tmp_path)],
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    names = [r["config"]["name"] for r in json.loads((tmp_path / "results.json").read_text())["runs"]]
+    assert names == [f"{m} k={k} read={n}" for m in ("hybrid", "dense") for k in (5, 10) for n in (1, 2)]
+    bad = subprocess.run([sys.executable, "-m", "qa.cli", "eval", str(DEMO_CORPUS / "questions.jsonl"),
+                          "--top-k", "five"], capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and "--top-k" in bad.stderr
