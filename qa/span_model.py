@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 
 if TYPE_CHECKING:
-    import torch
     from transformers import PreTrainedModel, PreTrainedTokenizerFast
 
 ADAPTER_FORMAT = "qa-span-lora-v1"
