@@ -233,27 +233,37 @@
     return quote;
   }
 
-  function citationButton(citation) {
-    const button = el('button', 'citation');
+  function documentTitle(item) {
+    return asText(item.title) || asText(item.doc_id) || 'Untitled document';
+  }
+
+  // A button that opens a document with the range [item.start, item.end) highlighted;
+  // item is a citation (which also carries its quote) or a passage.
+  function documentButton(className, label, item) {
+    const button = el('button', className, label);
     button.type = 'button';
-    const title = asText(citation.title) || asText(citation.doc_id) || 'Untitled document';
-    button.appendChild(el('span', 'citation-title', title));
+    button.setAttribute('aria-haspopup', 'dialog');
+    button.title = 'Open the document at this passage';
+    button.addEventListener('click', () => openDocument({
+      doc_id: item.doc_id,
+      title: documentTitle(item),
+      source: item.source,
+      published: item.published,
+      start: item.start,
+      end: item.end,
+      quote: item.quote,
+    }, button));
+    return button;
+  }
+
+  function citationButton(citation) {
+    const button = documentButton('citation', null, citation);
+    button.appendChild(el('span', 'citation-title', documentTitle(citation)));
     const meta = metaLine(citation);
     if (meta) {
       button.appendChild(document.createTextNode(' '));
       button.appendChild(el('span', 'citation-meta', meta));
     }
-    button.setAttribute('aria-haspopup', 'dialog');
-    button.title = 'Open the document at this passage';
-    button.addEventListener('click', () => openDocument({
-      doc_id: citation.doc_id,
-      title,
-      source: citation.source,
-      published: citation.published,
-      start: citation.start,
-      end: citation.end,
-      quote: citation.quote,
-    }, button));
     return button;
   }
 
@@ -304,20 +314,7 @@
     const list = el('ol', 'passages');
     for (const passage of passages) {
       const item = el('li', 'passage');
-      const title = asText(passage.title) || asText(passage.doc_id) || 'Untitled document';
-      const link = el('button', 'passage-link', title);
-      link.type = 'button';
-      link.setAttribute('aria-haspopup', 'dialog');
-      link.title = 'Open the document at this passage';
-      link.addEventListener('click', () => openDocument({
-        doc_id: passage.doc_id,
-        title,
-        source: passage.source,
-        published: passage.published,
-        start: passage.start,
-        end: passage.end,
-      }, link));
-      item.appendChild(link);
+      item.appendChild(documentButton('passage-link', documentTitle(passage), passage));
       const meta = metaLine(passage);
       if (meta) {
         item.appendChild(document.createTextNode(' '));
