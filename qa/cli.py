@@ -166,18 +166,44 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _question_mix(args: argparse.Namespace):
+    from .load_bench import DEFAULT_SQUAD, question_mix
+
+    files = [Path(path) for path in args.questions] or [Path(args.corpus) / "questions.jsonl"]
+    squad = Path(args.squad) if args.squad else (DEFAULT_SQUAD if DEFAULT_SQUAD.is_file() else None)
+    return question_mix(files, squad, args.squad_sample, args.seed)
+
+
 def cmd_bench_load(args: argparse.Namespace) -> int:
-    from .evaluation import load_question_set
     from .load_bench import bench_load
 
-    questions = [q.question for path in args.questions for q in load_question_set(Path(path), "all").questions]
-    if not questions:
-        raise InvalidInput("no questions to ask")
     settings = _settings(args)
-    bench_load(settings.index_dir, Path(args.corpus), questions, Path(args.out),
-               levels=tuple(int(n) for n in args.clients.split(",")), duration_s=args.duration,
+    bench_load(settings.index_dir, Path(args.corpus), _question_mix(args), Path(args.out),
+               levels=tuple(_int_list(args.clients, "--clients")), duration_s=args.duration,
                max_requests=args.max_requests)
     return 0
+
+
+def cmd_bench_soak(args: argparse.Namespace) -> int:
+    from .soak import SoakConfig, run_soak
+
+    if args.clients < 1 or args.duration <= 0 or args.warm_up < 0 or not 0 <= args.write_fraction <= 1:
+        raise InvalidInput("--clients must be at least 1, --duration positive, --warm-up not negative, "
+                           "--write-fraction between 0 and 1")
+    config = SoakConfig(clients=args.clients, duration_s=args.duration, write_fraction=args.write_fraction,
+                        max_growth_mb=args.max_growth_mb, seed=args.seed, warm_up_s=args.warm_up)
+    report = run_soak(_settings(args).index_dir, Path(args.corpus), _question_mix(args), Path(args.out), config)
+    return 0 if report["passed"] else 1
+
+
+def _add_question_mix_arguments(b: argparse.ArgumentParser) -> None:
+    b.add_argument("questions", nargs="*",
+                   help="question files (project JSONL or SQuAD JSON); default: CORPUS/questions.jsonl")
+    b.add_argument("--squad", help="SQuAD JSON to sample more questions from (default: the public dev "
+                                   "file under ../shared/data when it exists)")
+    b.add_argument("--squad-sample", type=int, default=100, dest="squad_sample",
+                   help="SQuAD questions added to the mix (0: none); the demo corpus mostly cannot answer them")
+    b.add_argument("--seed", type=int, default=0, help="seed of the SQuAD sample, the shuffle and the writes")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -241,7 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--limit", type=int, help="only the first N documents")
     b.set_defaults(run=cmd_bench_index)
     b = bench.add_parser("load", help="concurrent clients against a real server on 127.0.0.1")
-    b.add_argument("questions", nargs="+", help="question files (project JSONL or SQuAD JSON)")
+    _add_question_mix_arguments(b)
     b.add_argument("--index", help="index to serve (built from --corpus when missing)")
     b.add_argument("--corpus", default="corpus")
     b.add_argument("--clients", default="1,4,16")
@@ -249,6 +275,20 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--max-requests", type=int, default=3000, dest="max_requests")
     b.add_argument("--out", default="bench-results/load.json")
     b.set_defaults(run=cmd_bench_load)
+    b = bench.add_parser("soak", help="asks mixed with writes for a while; memory, errors, no lost writes")
+    _add_question_mix_arguments(b)
+    b.add_argument("--index", help="index to copy and serve (built from a copy of --corpus when missing)")
+    b.add_argument("--corpus", default="corpus")
+    b.add_argument("--clients", type=int, default=16)
+    b.add_argument("--duration", type=float, default=60.0, help="seconds measured")
+    b.add_argument("--warm-up", type=float, default=10.0, dest="warm_up",
+                   help="seconds of the same mix first, not measured (its writes are still verified)")
+    b.add_argument("--write-fraction", type=float, default=0.1, dest="write_fraction",
+                   help="share of requests that add, replace or delete documents")
+    b.add_argument("--max-growth-mb", type=float, default=50.0, dest="max_growth_mb",
+                   help="fail when server RSS grows more than this from the first to the last quarter")
+    b.add_argument("--out", default="bench-results/soak.json")
+    b.set_defaults(run=cmd_bench_soak)
     return parser
 
 
