@@ -51,6 +51,11 @@ def process_memory_mb(pid: int, field: str = "VmRSS") -> float:
     raise RuntimeError(f"no {field} in /proc/{pid}/status")
 
 
+def machine_load() -> dict:
+    """CPUs and load averages (1, 5, 15 min): on a shared machine, how busy it was while measuring."""
+    return {"cpus": os.cpu_count(), "load_average": [round(x, 2) for x in os.getloadavg()]}
+
+
 def document_path(doc_id: str) -> str:
     return "/api/documents/" + quote(doc_id, safe="")
 

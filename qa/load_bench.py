@@ -7,7 +7,6 @@ a public service gets too; the report shows how often each origin abstained.
 
 from __future__ import annotations
 
-import os
 import random
 import threading
 import time
@@ -19,7 +18,7 @@ from .bench import print_table, write_json
 from .datasets import load_squad
 from .errors import InvalidInput
 from .live_server import (LiveServer, Samples, describe_latency, free_port,  # noqa: F401 (re-exported)
-                          wait_ready)
+                          machine_load, wait_ready)
 
 # tests/test_shutdown.py imports the readiness wait under its old name.
 _wait_ready = wait_ready
@@ -54,7 +53,7 @@ def question_mix(files: list[Path], squad: Path | None = None, squad_sample: int
 
 
 def mix_counts(asks: list[Ask]) -> dict[str, int]:
-    return dict(Counter(a.origin for a in asks))
+    return dict(sorted(Counter(a.origin for a in asks).items()))
 
 
 class _Budget:
@@ -121,13 +120,16 @@ def bench_load(index_dir: Path, corpus: Path, asks: list[Ask], out: Path,
         run_level(server, asks, 1, 2.0, 20)  # warm-up, not reported
         results = [run_level(server, asks, n, duration_s, max_requests) for n in levels]
         peak = server.memory_mb("VmHWM")
+    machine = machine_load()
     mix = mix_counts(asks)
     print_table("Load on 127.0.0.1 (POST /api/ask)", [
         ("questions", "  +  ".join(f"{n} {origin}" for origin, n in mix.items())),
         *_table_rows(results),
         ("server peak memory", f"{peak:.0f} MB"),
+        ("machine load (1/5/15 min)", " / ".join(f"{x:.1f}" for x in machine["load_average"])
+         + f" on {machine['cpus']} CPUs"),
     ])
     result = {"levels": results, "question_mix": mix, "server_peak_memory_mb": round(peak, 1),
-              "duration_s": duration_s, "max_requests_per_level": max_requests, "cpus": os.cpu_count()}
+              "duration_s": duration_s, "max_requests_per_level": max_requests, **machine}
     write_json(out, result)
     return result

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .bench import print_table, write_json
-from .live_server import Client, LiveServer, Samples, describe_latency, document_path
+from .live_server import Client, LiveServer, Samples, describe_latency, document_path, machine_load
 from .load_bench import Ask, mix_counts
 
 WRITE_KINDS = ("add", "replace", "delete")
@@ -221,11 +221,12 @@ def run_soak(index_dir: Path, corpus: Path, asks: list[Ask], out: Path, config: 
             print(f"soak: {config.clients} clients for {config.duration_s:g} s, "
                   f"{config.write_fraction:.0%} writes", flush=True)
             elapsed, memory = drive(server, headers, asks, config, samples, ledger, "soak", config.duration_s)
+            machine = machine_load()
             live = verify(server.client(), ledger, baseline)
         with server.start():
             restarted = verify(server.client(), ledger, baseline)
         log_tail = server.log_tail(40)
-    report = _report(config, asks, warm_up, samples, elapsed, memory, live, restarted, baseline)
+    report = _report(config, asks, warm_up, samples, elapsed, memory, live, restarted, baseline) | machine
     if not report["passed"]:
         report["server_log_tail"] = log_tail
     _print_report(report)
@@ -267,6 +268,8 @@ def _print_report(r: dict) -> None:
         rows.append((f"writes verified ({stage.replace('_', ' ')})",
                      f"{v['present']} present, {v['deleted']} deleted, {len(v['lost'])} lost; "
                      f"{v['documents']} documents (expected {v['expected_documents']})"))
+    rows.append(("machine load (1/5/15 min)", " / ".join(f"{x:.1f}" for x in r["load_average"])
+                 + f" on {r['cpus']} CPUs"))
     rows.append(("result", "passed" if r["passed"] else "FAILED: " + "; ".join(r["failures"])))
     print_table(f"Soak on 127.0.0.1: {r['config']['clients']} clients, asks mixed with writes", rows)
     for message in r["error_messages"][:ERRORS_PRINTED]:
