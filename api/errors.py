@@ -9,8 +9,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from qa.errors import (DocumentError, IndexBusy, IndexCorrupt, IndexMismatch, IndexMissing,
-                       InvalidInput, QAError, UnknownDocument)
+from qa.errors import (DocumentError, IndexBusy, IndexCorrupt, IndexFull, IndexMismatch, IndexMissing,
+                       IndexReadOnly, IndexWriteFailed, InvalidInput, QAError, UnknownDocument)
 
 log = logging.getLogger("api")
 
@@ -22,6 +22,9 @@ _STATUS = [
     (IndexMissing, 503, "index_missing"),
     (IndexMismatch, 503, "index_mismatch"),
     (IndexCorrupt, 503, "index_corrupt"),
+    (IndexFull, 507, "insufficient_storage"),
+    (IndexReadOnly, 503, "index_read_only"),
+    (IndexWriteFailed, 500, "index_write_failed"),
 ]
 _HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
                405: "method_not_allowed", 413: "body_too_large", 415: "unsupported_media_type",
@@ -45,6 +48,8 @@ def install_error_handlers(app: FastAPI) -> None:
     async def qa_error(request: Request, exc: QAError):
         for kind, status, code in _STATUS:
             if isinstance(exc, kind):
+                if isinstance(exc, IndexWriteFailed):  # the operator has something to fix
+                    log.error("%s %s: %s", request.method, request.url.path, exc)
                 return error_response(status, code, str(exc))
         return error_response(400, "bad_request", str(exc))
 

@@ -1,4 +1,4 @@
-"""The library's exception types. The CLI prints them as one line; the API maps them to 4xx."""
+"""The library's exception types. The CLI prints them as one line; the API maps them to HTTP statuses."""
 
 
 class QAError(Exception):
@@ -27,6 +27,18 @@ class IndexCorrupt(QAError):
 
 class IndexBusy(QAError):
     """Another process is writing the index."""
+
+
+class IndexWriteFailed(QAError):
+    """Writing the index failed (I/O error); the committed index is unchanged."""
+
+
+class IndexFull(IndexWriteFailed):
+    """No space is left on the device (or in the quota) that holds the index."""
+
+
+class IndexReadOnly(IndexWriteFailed):
+    """The index directory cannot be written: a read-only file system or no permission."""
 
 
 class UnknownDocument(QAError):

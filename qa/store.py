@@ -13,7 +13,10 @@ readers open whatever ``CURRENT`` names and never see a half-written one.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import fcntl
+import functools
 import json
 import os
 import shutil
@@ -29,7 +32,8 @@ import numpy as np
 
 from .chunking import Chunk
 from .documents import Document, parse_date
-from .errors import IndexBusy, IndexCorrupt, IndexMismatch, IndexMissing, UnknownDocument
+from .errors import (IndexBusy, IndexCorrupt, IndexFull, IndexMismatch, IndexMissing, IndexReadOnly,
+                     IndexWriteFailed, UnknownDocument)
 from .lexical import LexicalIndex
 
 FORMAT_VERSION = 1
@@ -115,6 +119,46 @@ def _fsync_tree(root: Path) -> None:
     for path in sorted((p for p in root.rglob("*") if p.is_dir()), reverse=True):
         _fsync_dir(path)
     _fsync_dir(root)
+
+
+_NO_SPACE = {errno.ENOSPC, errno.EDQUOT}
+_NOT_WRITABLE = {errno.EROFS, errno.EACCES, errno.EPERM}
+# SQLite reports disk trouble with its own result codes: FULL, READONLY, IOERR, CANTOPEN.
+_SQLITE_ERRNO = {13: errno.ENOSPC, 8: errno.EROFS, 10: errno.EIO, 14: errno.EIO}
+
+
+def _write_failure(exc: OSError | sqlite3.Error, index_dir: Path) -> IndexWriteFailed | None:
+    """What to report when writing the index raised ``exc``; None when it is no disk error."""
+    if isinstance(exc, sqlite3.OperationalError):
+        code = _SQLITE_ERRNO.get(getattr(exc, "sqlite_errorcode", -1) & 0xFF)
+        if code is None:
+            return None
+    elif isinstance(exc, OSError):
+        code = exc.errno
+    else:
+        return None
+    kept = "the previous index is intact" if (index_dir / CURRENT).is_file() else "no index was written"
+    if code in _NO_SPACE:
+        return IndexFull(f"no space left on device while writing the index at {index_dir}; {kept}")
+    if code in _NOT_WRITABLE:
+        return IndexReadOnly(f"the index directory {index_dir} is not writable "
+                             f"({os.strerror(code).lower()}); {kept}")
+    reason = os.strerror(code).lower() if code else str(exc)
+    return IndexWriteFailed(f"could not write the index at {index_dir} ({reason}); {kept}")
+
+
+def _reports_disk_errors(method):
+    """An OSError (or SQLite disk error) while writing becomes an IndexWriteFailed that says why."""
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except (OSError, sqlite3.OperationalError) as exc:
+            failure = _write_failure(exc, self.index_dir)
+            if failure is None:
+                raise
+            raise failure from exc
+    return wrapper
 
 
 def committed_generation(index_dir: Path) -> int | None:
@@ -318,20 +362,25 @@ class IndexWriter:
         self._lock_file = None
         self._staging: Path | None = None
 
+    @_reports_disk_errors
     def __enter__(self) -> IndexWriter:
-        self.index_dir.mkdir(parents=True, exist_ok=True)
-        self._acquire_lock()
         try:
+            self.index_dir.mkdir(parents=True, exist_ok=True)
+            self._acquire_lock()
             self._prepare()
         except BaseException:
-            self._release()
+            self.__exit__()
             raise
         return self
 
     def __exit__(self, *exc) -> None:
         try:
-            if self._staging is not None and self._staging.exists():
+            if getattr(self, "db", None) is not None:
+                self.db.close()
+            if self._staging is not None:  # not committed: nothing of this writer may stay behind
                 shutil.rmtree(self._staging, ignore_errors=True)
+                with contextlib.suppress(OSError):  # EROFS even when absent, on a read-only mount
+                    (self.index_dir / f"{CURRENT}.tmp").unlink(missing_ok=True)
         finally:
             self._release()
 
@@ -372,10 +421,10 @@ class IndexWriter:
             manifest = Manifest.read(source / "manifest.json")
             check_compatible(manifest, self.config)
             self.created_at = manifest.created_at
-            with sqlite3.connect(f"file:{source / 'store.sqlite'}?mode=ro", uri=True) as old:
+            committed = sqlite3.connect(f"file:{source / 'store.sqlite'}?mode=ro", uri=True)
+            with contextlib.closing(committed) as old:  # closed even when the copy fails
                 self.db = sqlite3.connect(db_path)
                 old.backup(self.db)
-            old.close()
             self.dense = faiss.read_index(str(source / "vectors.faiss"))
         else:
             self.db = sqlite3.connect(db_path)
@@ -386,6 +435,7 @@ class IndexWriter:
     def document_hashes(self) -> dict[str, str]:
         return dict(self.db.execute("SELECT id, content_hash FROM documents").fetchall())
 
+    @_reports_disk_errors
     def delete(self, doc_ids: Sequence[str]) -> None:
         for doc_id in doc_ids:
             ids = [r[0] for r in self.db.execute("SELECT id FROM chunks WHERE doc_id = ?", (doc_id,))]
@@ -394,6 +444,7 @@ class IndexWriter:
             self.db.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,))
             self.db.execute("DELETE FROM documents WHERE id = ?", (doc_id,))
 
+    @_reports_disk_errors
     def upsert(self, item: IndexedDocument) -> None:
         doc = item.document
         if len(item.chunks) != len(item.vectors):
@@ -413,6 +464,14 @@ class IndexWriter:
 
     def commit(self) -> Manifest:
         """Write the staged generation durably, then make it the committed one."""
+        manifest = self._write_generation()
+        _fsync_dir(self.index_dir)
+        self._retire_old_generations()
+        return manifest
+
+    @_reports_disk_errors
+    def _write_generation(self) -> Manifest:
+        """Everything up to and including the commit point; a failure leaves no trace (see __exit__)."""
         import faiss
 
         assert self._staging is not None, "commit() outside the context manager"
@@ -423,7 +482,9 @@ class IndexWriter:
         self.db.close()
         LexicalIndex.build([indexed_text(title, text) for _, title, text in rows],
                            [r[0] for r in rows]).save(self._staging / "bm25")
-        faiss.write_index(self.dense, str(self._staging / "vectors.faiss"))
+        with open(self._staging / "vectors.faiss", "wb") as handle:
+            # Through a Python file object, so that a failed write raises OSError with its errno.
+            faiss.write_index(self.dense, faiss.PyCallbackIOWriter(handle.write))
         manifest = Manifest(
             format_version=FORMAT_VERSION, model=self.config.model, dimension=self.config.dimension,
             chunk_tokens=self.config.chunk_tokens, chunk_overlap=self.config.chunk_overlap,
@@ -433,7 +494,7 @@ class IndexWriter:
         _fsync_tree(self._staging)
         final = _generation_dir(self.index_dir, self.generation)
         os.rename(self._staging, final)
-        self._staging = None
+        self._staging = final  # until CURRENT names it, __exit__ still removes it
         _fsync_dir(self.index_dir)
         pointer_tmp = self.index_dir / f"{CURRENT}.tmp"
         with open(pointer_tmp, "w", encoding="utf-8") as handle:
@@ -441,8 +502,7 @@ class IndexWriter:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(pointer_tmp, self.index_dir / CURRENT)  # the commit point
-        _fsync_dir(self.index_dir)
-        self._retire_old_generations()
+        self._staging = None
         return manifest
 
     def _retire_old_generations(self) -> None:

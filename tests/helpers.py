@@ -1,0 +1,60 @@
+"""Checks shared by the crash and write-fault tests: what a committed index holds, what a writer left."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from pathlib import Path
+
+from qa.store import IndexReader, committed_generation
+
+
+def committed_state(index_dir: Path) -> dict[str, str]:
+    """{document id: content hash} of the committed index, after checking that it is whole.
+
+    Beyond ``verify`` (vectors, chunk rows, BM25 rows, manifest agree), every chunk must cut its
+    document's stored text exactly: chunks left from another version of a document would not.
+    """
+    reader = IndexReader.open(Path(index_dir))
+    try:
+        reader.verify()
+        hashes = reader.document_hashes()
+        chunks = reader.chunks(reader.chunk_ids_matching().tolist())
+        texts = {doc_id: doc.text for doc_id, doc in reader.documents(list(hashes)).items()}
+    finally:
+        reader.close()
+    torn = [c.id for c in chunks if texts[c.doc_id][c.start:c.end] != c.text]
+    assert not torn, f"chunks {torn[:5]} do not match their document's text"
+    return hashes
+
+
+def leftovers(index_dir: Path) -> list[str]:
+    """What a finished writer must not leave: staging folders, generations CURRENT does not name
+    (beyond the one spare kept for readers), CURRENT.tmp."""
+    current = committed_generation(Path(index_dir))
+    keep = {"CURRENT", ".lock"} | {f"gen-{g:06d}" for g in (current, current - 1)}
+    return sorted(p.name for p in Path(index_dir).iterdir() if p.name not in keep)
+
+
+def lock_is_free(index_dir: Path) -> bool:
+    with open(Path(index_dir) / ".lock", "rb") as handle:  # read-only: works on a read-only mount too
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+        return True
+
+
+def open_files(under: Path) -> list[str]:
+    """Files under ``under`` that this process still has open."""
+    root = Path(under).resolve()
+    paths = []
+    for fd in Path("/proc/self/fd").iterdir():
+        try:
+            target = Path(os.readlink(fd))
+        except OSError:  # closed while listing
+            continue
+        if target.is_relative_to(root):
+            paths.append(str(target))
+    return paths
