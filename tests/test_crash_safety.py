@@ -13,7 +13,8 @@ import pytest
 
 from qa.indexing import index_corpus
 from qa.loaders import load_corpus
-from qa.store import IndexReader
+
+from .helpers import committed_state
 
 pytestmark = pytest.mark.slow
 
@@ -84,12 +85,7 @@ def two_versions(tmp_path, embedder):
 
 
 def _assert_old_or_new(index, old, new):
-    reader = IndexReader.open(index)
-    try:
-        reader.verify()
-        state = reader.document_hashes()
-    finally:
-        reader.close()
+    state = committed_state(index)
     assert state in (old, new), "index holds a mix of two versions"
     return "new" if state == new else "old"
 
