@@ -1,20 +1,25 @@
 """The FastAPI app factory: JSON API under /api, the chat page at /, metrics at /metrics."""
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: routes are annotated with request models built per
+# app (local names), which FastAPI can only resolve when annotations are evaluated at definition.
 import hmac
 import time
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, Security
 import swagger_ui_bundle
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, Response
+from fastapi.routing import APIRoute
+from fastapi.security import APIKeyHeader
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
+from starlette.convertors import PathConvertor, register_url_convertor
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Mount
 
 from qa.answers import Answer
 from qa.errors import DocumentError, IndexMissing, InvalidInput
@@ -24,14 +29,34 @@ from qa.pipeline import Pipeline
 from qa.retrieval import Filters
 from qa.settings import Settings
 
-from .errors import install_error_handlers
+from .errors import error_response, install_error_handlers
 from .metrics import Metrics
 from .middleware import GuardMiddleware
-from .schemas import (AskRequest, DocumentOut, DocumentPage, DocumentsIn, ErrorResponse, Status,
-                      WriteResult)
+from .schemas import (DocumentOut, DocumentPage, ErrorResponse, IsoDate, Status, WriteResult,
+                      bounded_request_models)
 
 STATIC = Path(__file__).parent / "static"
-_ERRORS = {code: {"model": ErrorResponse} for code in (401, 403, 404, 413, 415, 422, 503)}
+_API_KEY = APIKeyHeader(name="X-API-Key", auto_error=False, scheme_name="writer key",
+                        description="needed for writes when the server has QA_API_KEY set")
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+_MAX_OFFSET = 1_000_000_000  # SQLite takes 64-bit offsets; far past any real index anyway
+
+
+class _AnyPath(PathConvertor):
+    regex = "(?s:.*)"  # Starlette's ":path" stops at a newline: an id with one could not be read or deleted
+
+
+register_url_convertor("anypath", _AnyPath())
+
+
+def _errors(*codes: int) -> dict:
+    """The error statuses a route can answer with, all in the one error shape."""
+    return {code: {"model": ErrorResponse} for code in codes}
+
+
+# 400: unparseable body, 413: too large, 415: not JSON, 422: not valid, 503: no usable index.
+_BODY_ERRORS = (400, 413, 415, 422)
+_WRITE_ERRORS = (401, 403, 500, 503, 507)  # 500: the write failed (logged), 507: disk full
 
 
 def create_app(settings: Settings, pipeline: Pipeline | None = None) -> FastAPI:
@@ -44,11 +69,20 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> FastAPI:
         await run_in_threadpool(_warm_up, pipeline)
         yield
 
-    app = FastAPI(title="Extractive QA", version="0.1.0", lifespan=lifespan, responses=_ERRORS,
-                  docs_url=None, redoc_url=None)
+    app = FastAPI(title="Extractive QA", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.pipeline = pipeline
     app.state.metrics = metrics
     install_error_handlers(app)
+
+    @app.exception_handler(405)
+    async def method_not_allowed(request: Request, exc: StarletteHTTPException):
+        # Starlette's Allow names only the first route on the path (GET /api/documents/{id} hides DELETE).
+        allowed = [method for method in _METHODS if any(
+            not isinstance(route, Mount) and route.matches({**request.scope, "method": method})[0] == Match.FULL
+            for route in app.router.routes)]
+        headers = {"Allow": ", ".join(allowed)} if allowed else exc.headers
+        return error_response(405, "method_not_allowed", str(exc.detail), headers)
+
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
                            allow_methods=["GET", "POST", "DELETE"], allow_headers=["content-type", "x-api-key"])
@@ -64,14 +98,34 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> FastAPI:
         metrics.latency.labels(path).observe(time.perf_counter() - started)
         return response
 
-    def require_writer(x_api_key: str | None = Header(None)) -> None:
+    AskRequest, DocumentsIn = bounded_request_models(settings)
+
+    def require_writer(request: Request) -> None:
         if settings.read_only:
             raise HTTPException(403, "this server is read-only")
         expected = settings.api_key.get_secret_value() if settings.api_key else None
-        if expected and not hmac.compare_digest((x_api_key or "").encode(), expected.encode()):
+        given = request.headers.get("x-api-key", "")
+        if expected and not hmac.compare_digest(given.encode(), expected.encode()):
             raise HTTPException(401, "a valid X-API-Key header is required for writes")
 
-    @app.post("/api/ask", response_model=Answer, tags=["questions"])
+    class WriterRoute(APIRoute):
+        """Checks the writer before FastAPI reads and parses the body (dependencies run after that),
+        so a client without the key learns nothing about its body and cannot make the server parse it."""
+
+        def get_route_handler(self):
+            handle = super().get_route_handler()
+
+            async def handle_writer(request: Request) -> Response:
+                require_writer(request)
+                return await handle(request)
+
+            return handle_writer
+
+    # Security(_API_KEY) only documents the header; WriterRoute enforces it.
+    writer = APIRouter(route_class=WriterRoute, dependencies=[Security(_API_KEY)])
+
+    @app.post("/api/ask", response_model=Answer, tags=["questions"], responses=_errors(*_BODY_ERRORS, 503),
+              dependencies=[Depends(_require_json)])
     def ask(body: AskRequest) -> Answer:
         f = body.filters
         filters = Filters(sources=tuple(f.sources), doc_ids=tuple(f.doc_ids), since=f.since, until=f.until)
@@ -79,30 +133,30 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> FastAPI:
         metrics.answers.labels("abstained" if answer.abstained else "answered").inc()
         return answer
 
-    @app.get("/api/documents", response_model=DocumentPage, tags=["documents"])
-    def list_documents(offset: int = Query(0, ge=0), limit: int = Query(50, ge=1, le=500),
+    @app.get("/api/documents", response_model=DocumentPage, tags=["documents"], responses=_errors(422, 503))
+    def list_documents(offset: int = Query(0, ge=0, le=_MAX_OFFSET), limit: int = Query(50, ge=1, le=500),
                        source: list[str] = Query(default_factory=list),
-                       since: str | None = Query(None, pattern=r"^\d{4}-\d{2}-\d{2}$"),
-                       until: str | None = Query(None, pattern=r"^\d{4}-\d{2}-\d{2}$")) -> DocumentPage:
-        total, rows = pipeline.index.list_documents(offset=offset, limit=limit, sources=source,
-                                                    since=since, until=until)
+                       since: IsoDate | None = Query(None, description="published on or after"),
+                       until: IsoDate | None = Query(None, description="published on or before")) -> DocumentPage:
+        total, rows = pipeline.index.list_documents(
+            offset=offset, limit=limit, sources=source, since=since.isoformat() if since else None,
+            until=until.isoformat() if until else None)
         return DocumentPage(total=total, offset=offset, limit=limit, documents=rows)
 
-    @app.get("/api/documents/{doc_id:path}", response_model=DocumentOut, tags=["documents"])
+    @app.get("/api/documents/{doc_id:anypath}", response_model=DocumentOut, tags=["documents"],
+             responses=_errors(404, 503))
     def get_document(doc_id: str) -> DocumentOut:
         doc = pipeline.index.document(doc_id)
         return DocumentOut(id=doc.id, title=doc.title, source=doc.source, url=doc.url,
                            published=doc.published_iso, metadata=doc.metadata, text=doc.text)
 
-    @app.post("/api/documents", response_model=WriteResult, tags=["documents"],
-              dependencies=[Depends(require_writer)])
+    @writer.post("/api/documents", response_model=WriteResult, tags=["documents"],
+                 responses=_errors(*_BODY_ERRORS, *_WRITE_ERRORS), dependencies=[Depends(_require_json)])
     def add_documents(body: DocumentsIn) -> WriteResult:
-        if len(body.documents) > settings.max_documents_per_request:
-            raise InvalidInput(f"at most {settings.max_documents_per_request} documents per request")
         documents = []
         for number, item in enumerate(body.documents):
             try:
-                documents.append(document_from_record(item.model_dump()))
+                documents.append(document_from_record(item.model_dump(mode="json")))
             except DocumentError as exc:
                 raise DocumentError(f"documents[{number}] ({item.id!r}): {exc}") from None
         if len({d.id for d in documents}) != len(documents):
@@ -110,18 +164,20 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> FastAPI:
         report = write_documents(documents, settings, pipeline.embedder)
         return _write_result(report)
 
-    @app.delete("/api/documents/{doc_id:path}", response_model=WriteResult, tags=["documents"],
-                dependencies=[Depends(require_writer)])
+    @writer.delete("/api/documents/{doc_id:anypath}", response_model=WriteResult, tags=["documents"],
+                   responses=_errors(404, *_WRITE_ERRORS))
     def delete_document(doc_id: str) -> WriteResult:
         pipeline.index.document(doc_id)  # 404 when unknown
         report = write_documents([], settings, pipeline.embedder, delete_ids=[doc_id])
         return _write_result(report)
 
+    app.include_router(writer)
+
     @app.get("/api/health", response_model=Status, response_model_exclude_none=True, tags=["service"])
     def health() -> Status:
         return Status(status="ok")
 
-    @app.get("/api/ready", response_model=Status, tags=["service"], responses={503: {"model": ErrorResponse}})
+    @app.get("/api/ready", response_model=Status, tags=["service"], responses=_errors(503))
     def ready() -> Status:
         try:
             index = pipeline.index
@@ -155,6 +211,13 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.mount("/docs-assets", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="docs-assets")
     return app
+
+
+def _require_json(request: Request) -> None:
+    # After routing, so a wrong method or path still gets its 405 or 404.
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != "application/json":
+        raise HTTPException(415, "request body must be JSON (Content-Type: application/json)")
 
 
 def _warm_up(pipeline: Pipeline) -> None:
