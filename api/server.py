@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
@@ -16,6 +17,11 @@ from .app import create_app
 
 def serve(settings: Settings, *, host: str, port: int, corpus: Path, progress: bool) -> int:
     import uvicorn
+    from uvicorn.config import LOG_LEVELS
+
+    # uvicorn sets up its own loggers only; this gives the app's and the libraries' the same level.
+    logging.basicConfig(level=LOG_LEVELS[settings.log_level], stream=sys.stderr,
+                        format="%(levelname)s %(name)s: %(message)s")
 
     embedder = Embedder(settings.model, settings.embed_batch_size, settings.torch_threads)
     if committed_generation(Path(settings.index_dir)) is None:
@@ -25,5 +31,5 @@ def serve(settings: Settings, *, host: str, port: int, corpus: Path, progress: b
         print(f"{corpus}: {report.summary()}", file=sys.stderr)
     app = create_app(settings, Pipeline(settings, embedder=embedder))
     print(f"serving on http://{host}:{port}/  (API docs at /docs)", file=sys.stderr)
-    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=20)
+    uvicorn.run(app, host=host, port=port, log_level=settings.log_level, timeout_graceful_shutdown=20)
     return 0

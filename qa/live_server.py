@@ -70,7 +70,7 @@ class LiveServer:
                  ready_timeout_s: float = 300, log: Path | None = None):
         self.index_dir, self.corpus = Path(index_dir), Path(corpus)
         self.env = env or {}
-        self.log = log  # the server's stderr goes here (appended) when set
+        self.log = log  # the server's stdout and stderr go here (appended) when set
         self.ready_timeout_s = ready_timeout_s
         self.port = 0
         self.process: subprocess.Popen | None = None
@@ -82,8 +82,8 @@ class LiveServer:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "qa.cli", "serve", "--index", str(self.index_dir),
                  "--corpus", str(self.corpus), "--port", str(self.port), "--quiet"],
-                env={**os.environ, "HF_HUB_OFFLINE": "1", **self.env}, stdout=subprocess.DEVNULL,
-                stderr=stderr)
+                env={**os.environ, "HF_HUB_OFFLINE": "1", **self.env},
+                stdout=stderr or subprocess.DEVNULL, stderr=stderr)
         finally:
             if stderr is not None:
                 stderr.close()  # the child holds its own copy

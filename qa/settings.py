@@ -54,5 +54,6 @@ class Settings(BaseSettings):
 
     # The HTTP service.
     api_key: SecretStr | None = None  # when set, writes need it (header X-API-Key)
+    log_level: Literal["critical", "error", "warning", "info", "debug", "trace"] = "warning"  # of `qa serve`
     read_only: bool = False
     cors_origins: list[str] = []  # closed by default
