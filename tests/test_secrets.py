@@ -11,7 +11,7 @@ import pytest
 
 from qa.live_server import HOST, LiveServer, document_path
 from qa.settings import Settings
-from tests.conftest import DEMO_CORPUS
+from .conftest import DEMO_CORPUS
 
 KEY = "Zq8vW2-writer-key-that-must-never-be-logged"
 WRONG_KEY = "Jd5nX7-wrong-key-that-must-never-be-logged"
