@@ -19,6 +19,7 @@ from .pipeline import Pipeline
 from .retrieval import Mode
 from .settings import Settings
 from .squad_split import article_split
+from .store import FORMAT_VERSION
 
 RIGHT_F1 = 0.5  # an answer counts as right at SQuAD F1 >= 0.5 (used for calibration and coverage)
 RECALL_KS = (1, 5, 10, 20)
@@ -75,7 +76,7 @@ def choose_questions(questions: list[Question], limit: int | None, sample: int |
 def cached_index_dir(qset: QuestionSet, settings: Settings) -> Path:
     """Indexes of bundled corpora are cached by the corpus content and the index settings."""
     digest = hashlib.sha256()
-    for key in (settings.model, settings.chunk_tokens, settings.chunk_overlap):
+    for key in (FORMAT_VERSION, settings.model, settings.chunk_tokens, settings.chunk_overlap):
         digest.update(str(key).encode())
     for doc in qset.documents:
         digest.update(doc.content_hash.encode())

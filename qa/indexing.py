@@ -7,12 +7,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
-from .chunking import Chunker
+from .chunking import Chunk, Chunker
 from .documents import Document
 from .embedding import Embedder
 from .loaders import Skipped, load_corpus
 from .settings import Settings
-from .store import IndexConfig, IndexedDocument, IndexWriter, Manifest, indexed_text
+from .sentences import sentence_spans
+from .store import IndexConfig, IndexedDocument, IndexedSentence, IndexWriter, Manifest, indexed_text
 
 
 @dataclass
@@ -23,6 +24,7 @@ class IndexReport:
     removed: int = 0
     skipped: list[Skipped] = field(default_factory=list)
     chunks_embedded: int = 0
+    sentences_embedded: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
     manifest: Manifest | None = None
 
@@ -92,19 +94,32 @@ def write_documents(documents: Sequence[Document], settings: Settings, embedder:
         chunked = [(doc, chunker.split(doc)) for doc in changed]
         clock.add("chunk", started)
 
+        sentences = [_sentences(chunks) for _, chunks in chunked]
         texts = [indexed_text(doc.title, c.text) for doc, chunks in chunked for c in chunks]
-        log(f"embedding {len(texts)} chunks of {len(changed)} documents")
+        sentence_texts = [indexed_text(doc.title, chunks[s.chunk_index].text[s.start:s.end])
+                          for (doc, chunks), found in zip(chunked, sentences) for s in found]
+        log(f"embedding {len(texts)} chunks and {len(sentence_texts)} sentences "
+            f"of {len(changed)} documents")
         started = time.perf_counter()
-        vectors = embedder.encode(texts, progress=progress)
+        vectors = embedder.encode(texts + sentence_texts, progress=progress)
         clock.add("embed", started)
         report.chunks_embedded = len(texts)
+        report.sentences_embedded = len(sentence_texts)
 
         started = time.perf_counter()
         writer.delete(sorted(gone))
-        offset = 0
-        for doc, chunks in chunked:
-            writer.upsert(IndexedDocument(doc, chunks, vectors[offset:offset + len(chunks)]))
-            offset += len(chunks)
+        chunk_vectors, sentence_vectors = vectors[:len(texts)], vectors[len(texts):]
+        for (doc, chunks), found in zip(chunked, sentences):
+            writer.upsert(IndexedDocument(doc, chunks, chunk_vectors[:len(chunks)],
+                                          found, sentence_vectors[:len(found)]))
+            chunk_vectors, sentence_vectors = chunk_vectors[len(chunks):], sentence_vectors[len(found):]
         report.manifest = writer.commit()
         clock.add("write", started)
     return report
+
+
+def _sentences(chunks: Sequence[Chunk]) -> list[IndexedSentence]:
+    """Every sentence of every chunk: each gets its own vector, for matching a question to the
+    one sentence that answers it (a chunk's vector blurs several topics)."""
+    return [IndexedSentence(number, start, end)
+            for number, chunk in enumerate(chunks) for start, end in sentence_spans(chunk.text)]

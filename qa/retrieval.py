@@ -1,4 +1,9 @@
-"""Hybrid retrieval: FAISS (dense) and BM25 (lexical) candidates, fused into one ranking."""
+"""Hybrid retrieval: three signals fused into one ranking of chunks.
+
+- dense: the chunk's vector against the question's (FAISS),
+- sentence: the best of the chunk's sentence vectors (the one sentence that answers),
+- lexical: BM25 over the chunk text.
+"""
 
 from __future__ import annotations
 
@@ -36,13 +41,15 @@ class Hit:
     chunk: StoredChunk
     score: float
     dense_score: float
+    sentence_score: float
     lexical_score: float
 
 
 @dataclass(frozen=True)
 class FusionConfig:
     method: Literal["rrf", "convex"] = "convex"
-    dense_weight: float = 0.5
+    dense_weight: float = 0.2
+    sentence_weight: float = 0.4  # BM25 gets the rest
     rrf_k: int = 60
     candidates: int = 50
 
@@ -82,16 +89,21 @@ class Retriever:
         return self.index.lexical.scores(question, mask)
 
     def _dense_top(self, query: np.ndarray, allowed: np.ndarray | None, n: int) -> dict[int, float]:
-        import faiss
+        scores, ids = _search(self.index.dense, query, allowed, n)
+        return {int(i): float(s) for i, s in zip(ids, scores)}
 
-        params = None
+    def _sentence_top(self, query: np.ndarray, allowed: np.ndarray | None, n: int) -> dict[int, float]:
+        """Chunk id -> its best sentence's score, for the chunks of the ``n`` best sentences."""
         if allowed is not None:
-            params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(allowed))
-        scores, ids = self.index.dense.search(query[None, :], n, params=params)
-        return {int(i): float(s) for i, s in zip(ids[0], scores[0]) if i >= 0}
+            allowed = self.index.sentence_ids_of_chunks(allowed)
+        scores, ids = _search(self.index.sentences, query, allowed, n)
+        best: dict[int, float] = {}
+        for chunk_id, score in zip(self.index.chunk_of_sentences(ids).tolist(), scores.tolist()):
+            best.setdefault(chunk_id, score)  # FAISS returns the best first
+        return best
 
-    def _rank(self, query, lexical, allowed, n: int, mode: Mode) -> list[tuple[int, float, float, float]]:
-        """(chunk id, fused score, dense score, lexical score), best first."""
+    def _rank(self, query, lexical, allowed, n: int, mode: Mode) -> list[tuple[int, float, float, float, float]]:
+        """(chunk id, fused score, dense, sentence and lexical scores), best first."""
         chunk_ids = self.index.lexical.chunk_ids
         dense = self._dense_top(query, allowed, n) if query is not None else {}
         lexical_top: dict[int, float] = {}
@@ -99,24 +111,43 @@ class Retriever:
             rows = _top_rows(lexical, n)
             lexical_top = {int(chunk_ids[r]): float(lexical[r]) for r in rows if lexical[r] > 0}
         if mode == "dense":
-            return [(i, s, s, 0.0) for i, s in dense.items()]
+            return [(i, s, s, 0.0, 0.0) for i, s in dense.items()]
         if mode == "lexical":
-            return [(i, s, 0.0, s) for i, s in lexical_top.items()]
+            return [(i, s, 0.0, 0.0, s) for i, s in lexical_top.items()]
 
-        union = list(dict.fromkeys([*dense, *lexical_top]))
+        # Several sentences of one chunk may rank high: look deeper to reach ``n`` chunks.
+        sentence = self._sentence_top(query, allowed, 4 * n)
+        union = list(dict.fromkeys([*dense, *lexical_top, *list(sentence)[:n]]))
         dense_scores = np.array([dense[i] if i in dense else self._cosine(query, i) for i in union])
+        # A chunk none of whose sentences came back scores as the last sentence that did.
+        floor = min(sentence.values(), default=0.0)
+        sentence_scores = np.array([sentence.get(i, floor) for i in union])
         lexical_scores = np.array([lexical[self.index.chunk_row(i)] for i in union], dtype=np.float64)
+        signals = (dense_scores, sentence_scores, lexical_scores)
         if self.fusion.method == "rrf":
-            fused = _rrf(dense_scores, self.fusion.rrf_k) + _rrf(lexical_scores, self.fusion.rrf_k)
+            fused = sum(_rrf(scores, self.fusion.rrf_k) for scores in signals)
         else:
-            w = self.fusion.dense_weight
-            fused = w * _min_max(dense_scores) + (1 - w) * _min_max(lexical_scores)
+            weights = (self.fusion.dense_weight, self.fusion.sentence_weight,
+                       1 - self.fusion.dense_weight - self.fusion.sentence_weight)
+            fused = sum(w * _min_max(scores) for w, scores in zip(weights, signals))
         order = np.argsort(-fused, kind="stable")
-        return [(union[j], float(fused[j]), float(dense_scores[j]), float(lexical_scores[j]))
-                for j in order]
+        return [(union[j], float(fused[j]), float(dense_scores[j]), float(sentence_scores[j]),
+                 float(lexical_scores[j])) for j in order]
 
     def _cosine(self, query: np.ndarray, chunk_id: int) -> float:
         return float(self.index.dense.reconstruct(chunk_id) @ query)
+
+
+def _search(vectors, query: np.ndarray, allowed: np.ndarray | None, n: int):
+    """(scores, ids) of the ``n`` nearest vectors, only among ``allowed`` ids when given."""
+    import faiss
+
+    params = None
+    if allowed is not None:
+        params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(allowed))
+    scores, ids = vectors.search(query[None, :], min(n, max(vectors.ntotal, 1)), params=params)
+    keep = ids[0] >= 0
+    return scores[0][keep], ids[0][keep]
 
 
 def _top_rows(scores: np.ndarray, n: int) -> np.ndarray:
@@ -143,14 +174,14 @@ def _without_overlaps(index: IndexReader, ranked, top_k: int) -> list[Hit]:
     hits: list[Hit] = []
     window = ranked[: max(top_k * 3, top_k + 10)]
     chunks = {c.id: c for c in index.chunks([r[0] for r in window])}
-    for chunk_id, score, dense, lexical in window:
+    for chunk_id, score, dense, sentence, lexical in window:
         chunk = chunks.get(chunk_id)
         if chunk is None:
             continue
         if any(h.chunk.doc_id == chunk.doc_id and h.chunk.start < chunk.end and chunk.start < h.chunk.end
                for h in hits):
             continue
-        hits.append(Hit(chunk, score, dense, lexical))
+        hits.append(Hit(chunk, score, dense, sentence, lexical))
         if len(hits) == top_k:
             break
     return hits

@@ -1,4 +1,4 @@
-"""Sentence boundaries around a span, for citations ("the sentence around the answer")."""
+"""Sentence boundaries: around a span for citations, and every sentence of a text for the index."""
 
 from __future__ import annotations
 
@@ -33,3 +33,22 @@ def sentence_bounds(text: str, start: int, end: int) -> tuple[int, int]:
         sentence_end -= 1
     return sentence_start, max(sentence_end, end)
 
+
+
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """The [start, end) of every sentence of ``text``, without surrounding whitespace."""
+    spans, start = [], 0
+    for match in _BOUNDARY.finditer(text):
+        if _is_boundary(text, match):
+            spans.append((start, match.end()))
+            start = match.end()
+    spans.append((start, len(text)))
+    return [trimmed for span in spans if (trimmed := _trim(text, *span))]
+
+
+def _trim(text: str, start: int, end: int) -> tuple[int, int] | None:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return (start, end) if end > start else None

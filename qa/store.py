@@ -3,7 +3,7 @@
 Layout (see index/README.md)::
 
     INDEX_DIR/CURRENT          name of the committed generation, replaced atomically
-    INDEX_DIR/gen-000007/      manifest.json, store.sqlite, vectors.faiss, bm25/
+    INDEX_DIR/gen-000007/      manifest.json, store.sqlite, vectors.faiss, sentences.faiss, bm25/
     INDEX_DIR/.lock            held by the one process writing
 
 A writer builds the next generation in ``gen-N.tmp``, fsyncs it, renames it and only then
@@ -36,7 +36,7 @@ from .errors import (IndexBusy, IndexCorrupt, IndexFull, IndexMismatch, IndexMis
                      IndexWriteFailed, UnknownDocument)
 from .lexical import LexicalIndex
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: sentence vectors beside the chunk vectors
 CURRENT = "CURRENT"
 _KEEP_GENERATIONS = 2  # the committed one and the one before, which readers may still hold
 
@@ -51,6 +51,10 @@ CREATE TABLE chunks (
     id INTEGER PRIMARY KEY, doc_id TEXT NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
     ordinal INTEGER NOT NULL, start INTEGER NOT NULL, "end" INTEGER NOT NULL, text TEXT NOT NULL);
 CREATE INDEX chunks_doc ON chunks(doc_id);
+CREATE TABLE sentences (
+    id INTEGER PRIMARY KEY, chunk_id INTEGER NOT NULL REFERENCES chunks(id) ON DELETE CASCADE,
+    start INTEGER NOT NULL, "end" INTEGER NOT NULL);
+CREATE INDEX sentences_chunk ON sentences(chunk_id);
 """
 
 
@@ -63,6 +67,7 @@ class Manifest:
     chunk_overlap: int
     documents: int
     chunks: int
+    sentences: int
     generation: int
     created_at: str
     updated_at: str
@@ -180,15 +185,23 @@ class IndexReader:
         self.directory = directory
         self.manifest = manifest
         self.dense = faiss.read_index(str(directory / "vectors.faiss"))
+        self.sentences = faiss.read_index(str(directory / "sentences.faiss"))
         self.lexical = LexicalIndex.load(directory / "bm25")
         uri = f"file:{directory / 'store.sqlite'}?mode=ro&immutable=1"
         self._db = sqlite3.connect(uri, uri=True, check_same_thread=False)
         self._db_lock = threading.Lock()
         self._row_of_chunk = {int(cid): row for row, cid in enumerate(self.lexical.chunk_ids)}
+        owners = np.array(self._query("SELECT id, chunk_id FROM sentences ORDER BY id"),
+                          dtype=np.int64).reshape(-1, 2)
+        self.sentence_ids, self.sentence_chunk_ids = owners[:, 0], owners[:, 1]
         if not (self.dense.ntotal == len(self.lexical.chunk_ids) == manifest.chunks):
             raise IndexCorrupt(
                 f"index at {directory} is inconsistent: {self.dense.ntotal} vectors, "
                 f"{len(self.lexical.chunk_ids)} BM25 rows, manifest says {manifest.chunks} chunks")
+        if not (self.sentences.ntotal == len(self.sentence_ids) == manifest.sentences):
+            raise IndexCorrupt(
+                f"index at {directory} is inconsistent: {self.sentences.ntotal} sentence vectors, "
+                f"{len(self.sentence_ids)} sentence rows, manifest says {manifest.sentences}")
 
     @classmethod
     def open(cls, index_dir: Path, expect: IndexConfig | None = None) -> IndexReader:
@@ -267,6 +280,13 @@ class IndexReader:
             params)
         return np.array([r[0] for r in rows], dtype=np.int64)
 
+    def chunk_of_sentences(self, sentence_ids: np.ndarray) -> np.ndarray:
+        """The chunk id of each sentence id."""
+        return self.sentence_chunk_ids[np.searchsorted(self.sentence_ids, sentence_ids)]
+
+    def sentence_ids_of_chunks(self, chunk_ids: np.ndarray) -> np.ndarray:
+        return self.sentence_ids[np.isin(self.sentence_chunk_ids, chunk_ids)]
+
     def document_hashes(self) -> dict[str, str]:
         return dict(self._query("SELECT id, content_hash FROM documents"))
 
@@ -278,6 +298,7 @@ class IndexReader:
         import faiss
 
         dense_ids = set(faiss.vector_to_array(self.dense.id_map).tolist())
+        sentence_vector_ids = set(faiss.vector_to_array(self.sentences.id_map).tolist())
         chunk_ids = {r[0] for r in self._query("SELECT id FROM chunks")}
         lexical_ids = set(self.lexical.chunk_ids.tolist())
         documents = self._query("SELECT COUNT(*) FROM documents")[0][0]
@@ -287,9 +308,14 @@ class IndexReader:
         problems = []
         if dense_ids != chunk_ids:
             problems.append(f"{len(dense_ids ^ chunk_ids)} chunk ids differ between FAISS and SQLite")
+        if sentence_vector_ids != set(self.sentence_ids.tolist()):
+            problems.append("sentence ids differ between FAISS and SQLite")
+        if not set(self.sentence_chunk_ids.tolist()) <= chunk_ids:
+            problems.append("sentences belong to no chunk")
         if lexical_ids != chunk_ids:
             problems.append(f"{len(lexical_ids ^ chunk_ids)} chunk ids differ between BM25 and SQLite")
-        if len(chunk_ids) != self.manifest.chunks or documents != self.manifest.documents:
+        if (len(chunk_ids), documents, len(self.sentence_ids)) != (
+                self.manifest.chunks, self.manifest.documents, self.manifest.sentences):
             problems.append("counts differ from the manifest")
         if orphans:
             problems.append(f"{orphans} chunks belong to no document")
@@ -339,11 +365,21 @@ def _row_to_document(row: tuple) -> Document:
 
 
 @dataclass(frozen=True)
+class IndexedSentence:
+    """``chunks[chunk_index].text[start:end]`` of the IndexedDocument it belongs to."""
+    chunk_index: int
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
 class IndexedDocument:
-    """A document ready to be written: its chunks and one vector per chunk."""
+    """A document ready to be written: its chunks and sentences, one vector for each."""
     document: Document
     chunks: list[Chunk]
     vectors: np.ndarray
+    sentences: list[IndexedSentence]
+    sentence_vectors: np.ndarray
 
 
 class IndexWriter:
@@ -426,10 +462,12 @@ class IndexWriter:
                 self.db = sqlite3.connect(db_path)
                 old.backup(self.db)
             self.dense = faiss.read_index(str(source / "vectors.faiss"))
+            self.sentences = faiss.read_index(str(source / "sentences.faiss"))
         else:
             self.db = sqlite3.connect(db_path)
             self.db.executescript(_SCHEMA)
             self.dense = faiss.IndexIDMap2(faiss.IndexFlatIP(self.config.dimension))
+            self.sentences = faiss.IndexIDMap2(faiss.IndexFlatIP(self.config.dimension))
         self.db.execute("PRAGMA foreign_keys = ON")
 
     def document_hashes(self) -> dict[str, str]:
@@ -441,14 +479,19 @@ class IndexWriter:
             ids = [r[0] for r in self.db.execute("SELECT id FROM chunks WHERE doc_id = ?", (doc_id,))]
             if ids:
                 self.dense.remove_ids(np.array(ids, dtype=np.int64))
+            sentence_ids = [r[0] for r in self.db.execute(
+                "SELECT s.id FROM sentences s JOIN chunks c ON c.id = s.chunk_id WHERE c.doc_id = ?",
+                (doc_id,))]
+            if sentence_ids:
+                self.sentences.remove_ids(np.array(sentence_ids, dtype=np.int64))
             self.db.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,))
             self.db.execute("DELETE FROM documents WHERE id = ?", (doc_id,))
 
     @_reports_disk_errors
     def upsert(self, item: IndexedDocument) -> None:
         doc = item.document
-        if len(item.chunks) != len(item.vectors):
-            raise ValueError("one vector per chunk is required")
+        if len(item.chunks) != len(item.vectors) or len(item.sentences) != len(item.sentence_vectors):
+            raise ValueError("one vector per chunk and per sentence is required")
         self.delete([doc.id])
         self.db.execute(
             "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -461,6 +504,15 @@ class IndexWriter:
             [(int(i), c.doc_id, c.ordinal, c.start, c.end, c.text) for i, c in zip(ids, item.chunks)])
         if len(ids):
             self.dense.add_with_ids(np.ascontiguousarray(item.vectors, dtype=np.float32), ids)
+        next_sentence = (self.db.execute("SELECT MAX(id) FROM sentences").fetchone()[0] or 0) + 1
+        sentence_ids = np.arange(next_sentence, next_sentence + len(item.sentences), dtype=np.int64)
+        self.db.executemany(
+            'INSERT INTO sentences (id, chunk_id, start, "end") VALUES (?, ?, ?, ?)',
+            [(int(i), int(ids[s.chunk_index]), s.start, s.end)
+             for i, s in zip(sentence_ids, item.sentences)])
+        if len(sentence_ids):
+            self.sentences.add_with_ids(
+                np.ascontiguousarray(item.sentence_vectors, dtype=np.float32), sentence_ids)
 
     def commit(self) -> Manifest:
         """Write the staged generation durably, then make it the committed one."""
@@ -479,16 +531,18 @@ class IndexWriter:
         rows = self.db.execute("SELECT c.id, d.title, c.text FROM chunks c JOIN documents d "
                                "ON d.id = c.doc_id ORDER BY c.id").fetchall()
         documents = self.db.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
+        sentences = self.db.execute("SELECT COUNT(*) FROM sentences").fetchone()[0]
         self.db.close()
         LexicalIndex.build([indexed_text(title, text) for _, title, text in rows],
                            [r[0] for r in rows]).save(self._staging / "bm25")
-        with open(self._staging / "vectors.faiss", "wb") as handle:
-            # Through a Python file object, so that a failed write raises OSError with its errno.
-            faiss.write_index(self.dense, faiss.PyCallbackIOWriter(handle.write))
+        for vectors, name in ((self.dense, "vectors.faiss"), (self.sentences, "sentences.faiss")):
+            with open(self._staging / name, "wb") as handle:
+                # Through a Python file object, so that a failed write raises OSError with its errno.
+                faiss.write_index(vectors, faiss.PyCallbackIOWriter(handle.write))
         manifest = Manifest(
             format_version=FORMAT_VERSION, model=self.config.model, dimension=self.config.dimension,
             chunk_tokens=self.config.chunk_tokens, chunk_overlap=self.config.chunk_overlap,
-            documents=documents, chunks=len(rows), generation=self.generation,
+            documents=documents, chunks=len(rows), sentences=sentences, generation=self.generation,
             created_at=self.created_at, updated_at=_now())
         (self._staging / "manifest.json").write_text(json.dumps(asdict(manifest), indent=2) + "\n")
         _fsync_tree(self._staging)
