@@ -36,7 +36,7 @@ class Ask:
 def question_mix(files: list[Path], squad: Path | None = None, squad_sample: int = 0,
                  seed: int = 0) -> list[Ask]:
     """Every question of ``files`` plus ``squad_sample`` SQuAD questions, shuffled with ``seed``."""
-    from .evaluation import load_question_set
+    from .evaluation import load_question_set  # here: it imports the models, which the client side rarely needs
 
     asks = [Ask(q.question, Path(f).name) for f in files
             for q in load_question_set(Path(f), "all").questions]
