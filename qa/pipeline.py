@@ -32,6 +32,7 @@ class Pipeline:
                                                  torch_threads=settings.torch_threads)
         self._index: IndexReader | None = None
         self._lock = threading.Lock()
+        self._model_slots = threading.BoundedSemaphore(settings.concurrent_reads)
 
     @property
     def index(self) -> IndexReader:
@@ -77,14 +78,15 @@ class Pipeline:
         top_k = top_k or self.settings.top_k
         if not 1 <= top_k <= 100:
             raise InvalidInput("top_k must be between 1 and 100")
-        started = time.perf_counter()
-        index = self.index
-        hits = self.retriever(index).search(question, top_k, filters, mode)
-        retrieved = time.perf_counter()
-        read = hits[: self.settings.reader_passages]
-        guesses = self.reader.read(question, [h.chunk.text for h in read],
-                                   top_n=self.settings.alternatives + 4) if read else []
-        finished = time.perf_counter()
+        with self._model_slots:
+            started = time.perf_counter()
+            index = self.index
+            hits = self.retriever(index).search(question, top_k, filters, mode)
+            retrieved = time.perf_counter()
+            read = hits[: self.settings.reader_passages]
+            guesses = self.reader.read(question, [h.chunk.text for h in read],
+                                       top_n=self.settings.alternatives + 4) if read else []
+            finished = time.perf_counter()
         documents = index.documents(sorted({h.chunk.doc_id for h in hits}))
         candidates = _merge([_cite(g, read, documents) for g in guesses])
         timings = {"retrieve": (retrieved - started) * 1000, "read": (finished - retrieved) * 1000}

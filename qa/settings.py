@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     alternatives: int = Field(3, ge=0, le=20)
     abstain_below: float = Field(0.5, ge=0.0, le=1.0)  # confidence is P(right): abstain when below even odds
     torch_threads: int = Field(0, ge=0)  # 0: leave torch's default
+    # Questions encoded and read at once; more wait their turn. Torch already spreads one over
+    # the cores, so running more only adds memory (activations) and contention.
+    concurrent_reads: int = Field(2, ge=1, le=64)
 
     # Limits on requests (used by the CLI and the API alike).
     max_question_chars: int = Field(500, ge=1)
