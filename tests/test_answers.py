@@ -3,6 +3,8 @@
 import json
 import subprocess
 import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -99,3 +101,26 @@ def test_cli_ask_for_people_and_scripts(demo_index):
     assert long.returncode == 2 and "limit" in long.stderr
     bad_date = _cli(question, "--since", "soon", index=demo_index.index_dir)
     assert bad_date.returncode == 2 and "date" in bad_date.stderr
+
+
+def test_at_most_the_configured_number_of_questions_are_read_at_once(demo_index, embedder):
+    class CountingReader:
+        active = busiest = 0
+        lock = threading.Lock()
+
+        def read(self, question, passages, top_n):
+            with self.lock:
+                self.active += 1
+                self.busiest = max(self.busiest, self.active)
+            threading.Event().wait(0.2)  # long enough for every caller to arrive meanwhile
+            with self.lock:
+                self.active -= 1
+            return []
+
+    reader = CountingReader()
+    pipeline = Pipeline(demo_index.model_copy(update={"concurrent_reads": 2}), embedder=embedder,
+                        reader=reader)
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(pipeline.ask, ["Where did the G7 meet?"] * 8))
+    assert all(a.abstained for a in answers)
+    assert reader.busiest == 2
