@@ -246,6 +246,9 @@ class SpanExtractor:
             return_overflowing_tokens=True,
             return_offsets_mapping=True,
             padding=True,
+            # A few fixed lengths instead of one per input: torch's CPU kernels cache per shape,
+            # and a new shape for every question made the server's memory creep up under load.
+            pad_to_multiple_of=32,
             return_tensors="np",
         )
         inputs = {name: torch.from_numpy(encoding[name]) for name in self._input_names if name in encoding}
