@@ -17,11 +17,7 @@ from pathlib import Path
 from .bench import print_table, write_json
 from .datasets import load_squad
 from .errors import InvalidInput
-from .live_server import (LiveServer, Samples, describe_latency, free_port,  # noqa: F401 (re-exported)
-                          machine_load, wait_ready)
-
-# tests/test_shutdown.py imports the readiness wait under its old name.
-_wait_ready = wait_ready
+from .live_server import LiveServer, Samples, describe_latency, machine_load
 
 DEFAULT_SQUAD = Path("../shared/data/squad-v1.1/dev-v1.1-public.json")
 SQUAD_ORIGIN = "squad-sample"

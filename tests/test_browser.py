@@ -42,7 +42,8 @@ ANSWER_TIMEOUT_MS = 120_000
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 375, "height": 740}
 
-ANSWERABLE = "When did Canadian and Ukrainian officials meet to launch the security talks?"
+# q01 of corpus/questions.jsonl: the page shows what the API answers, checked against it below.
+ANSWERABLE = "When did Canadian and Ukrainian negotiators hold their first session on a bilateral security agreement?"
 UNANSWERABLE = "Who won the 2023 Tour de France?"
 EVIL_QUESTION = "Where was the Zorblax treaty signed?"
 

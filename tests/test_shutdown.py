@@ -10,7 +10,7 @@ import threading
 
 import pytest
 
-from qa.load_bench import _wait_ready, free_port
+from qa.live_server import free_port, wait_ready
 from qa.store import IndexReader
 
 pytestmark = pytest.mark.slow
@@ -24,7 +24,7 @@ def test_sigterm_finishes_in_flight_requests(demo_index, tmp_path):
                                "--port", str(port), "--quiet"], stdout=subprocess.DEVNULL,
                               stderr=subprocess.PIPE, text=True)
     try:
-        _wait_ready(port, server, timeout_s=180)
+        wait_ready(port, server, timeout_s=180)
         statuses = []
 
         def ask():
