@@ -23,7 +23,7 @@ def serve(settings: Settings, *, host: str, port: int, corpus: Path, progress: b
     logging.basicConfig(level=LOG_LEVELS[settings.log_level], stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")
 
-    embedder = Embedder(settings.model, settings.embed_batch_size, settings.torch_threads)
+    embedder = Embedder.from_settings(settings)
     if committed_generation(Path(settings.index_dir)) is None:
         print(f"no index at {settings.index_dir}: indexing {corpus} first", file=sys.stderr)
         report = index_corpus(corpus, settings, embedder, progress=progress,

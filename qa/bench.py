@@ -38,7 +38,7 @@ def peak_memory_mb() -> float:
 def bench_index(corpus: Path, out: Path, limit: int | None = None) -> dict:
     """Index ``corpus`` into a scratch directory, then encode the same chunks bare, and compare."""
     settings = Settings()
-    embedder = Embedder(settings.model, settings.embed_batch_size, settings.torch_threads)
+    embedder = Embedder.from_settings(settings)
     embedder.encode(["warm up the model"])
     started = time.perf_counter()
     if corpus.suffix == ".json":

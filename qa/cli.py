@@ -52,7 +52,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     from .indexing import index_corpus
 
     settings = _settings(args)
-    embedder = Embedder(settings.model, settings.embed_batch_size, settings.torch_threads)
+    embedder = Embedder.from_settings(settings)
     report = index_corpus(Path(args.path), settings, embedder, rebuild=args.rebuild,
                           progress=_progress(args), log=_log(args))
     print(f"{args.path}: {report.summary()}; {report.chunks_embedded} chunks embedded")

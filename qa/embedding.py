@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from .settings import DEFAULT_MODEL
+from .precision import Precision, torch_dtype
+from .settings import DEFAULT_MODEL, Settings
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -30,11 +31,17 @@ def resolve_model_path(name: str) -> str:
 class Embedder:
     """Owns one sentence-transformers model; nothing is loaded until it is needed."""
 
-    def __init__(self, model_name: str = DEFAULT_MODEL, batch_size: int = 32, torch_threads: int = 0):
+    def __init__(self, model_name: str = DEFAULT_MODEL, batch_size: int = 32, torch_threads: int = 0,
+                 precision: Precision = "auto"):
         self.model_name = model_name
         self.batch_size = batch_size
         self.torch_threads = torch_threads
+        self.precision = precision
         self._model: SentenceTransformer | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Embedder:
+        return cls(settings.model, settings.embed_batch_size, settings.torch_threads, settings.precision)
 
     @property
     def model(self) -> SentenceTransformer:
@@ -50,7 +57,8 @@ class Embedder:
 
             if self.torch_threads:
                 torch.set_num_threads(self.torch_threads)
-            self._model = SentenceTransformer(resolve_model_path(self.model_name), device="cpu")
+            model = SentenceTransformer(resolve_model_path(self.model_name), device="cpu")
+            self._model = model.to(torch_dtype(self.precision))
         return self._model
 
     @property

@@ -16,6 +16,7 @@ from .errors import InvalidInput
 from .metrics import (best_over_golds, exact_match, f1, ndcg_at_k, percentile, recall_at_k,
                       reciprocal_rank)
 from .pipeline import Pipeline
+from .precision import resolve_precision
 from .retrieval import Mode
 from .settings import Settings
 from .squad_split import article_split
@@ -76,7 +77,8 @@ def choose_questions(questions: list[Question], limit: int | None, sample: int |
 def cached_index_dir(qset: QuestionSet, settings: Settings) -> Path:
     """Indexes of bundled corpora are cached by the corpus content and the index settings."""
     digest = hashlib.sha256()
-    for key in (FORMAT_VERSION, settings.model, settings.chunk_tokens, settings.chunk_overlap):
+    for key in (FORMAT_VERSION, settings.model, resolve_precision(settings.precision),
+                settings.chunk_tokens, settings.chunk_overlap):
         digest.update(str(key).encode())
     for doc in qset.documents:
         digest.update(doc.content_hash.encode())

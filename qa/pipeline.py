@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from .answers import Answer, Candidate, Citation, Passage
@@ -26,10 +27,8 @@ class Pipeline:
 
     def __init__(self, settings: Settings, embedder: Embedder | None = None, reader: Reader | None = None):
         self.settings = settings
-        self.embedder = embedder or Embedder(settings.model, settings.embed_batch_size,
-                                             settings.torch_threads)
-        self.reader = reader or ExtractiveReader(settings.reader_model, quantize=settings.reader_int8,
-                                                 torch_threads=settings.torch_threads)
+        self.embedder = embedder or Embedder.from_settings(settings)
+        self.reader = reader or ExtractiveReader.from_settings(settings)
         self._index: IndexReader | None = None
         self._lock = threading.Lock()
         self._model_slots = threading.BoundedSemaphore(settings.concurrent_reads)
@@ -84,14 +83,35 @@ class Pipeline:
             hits = self.retriever(index).search(question, top_k, filters, mode)
             retrieved = time.perf_counter()
             read = hits[: self.settings.reader_passages]
-            guesses = self.reader.read(question, [h.chunk.text for h in read],
-                                       top_n=self.settings.alternatives + 4) if read else []
+            guesses = self._read(question, read)
             finished = time.perf_counter()
-        documents = index.documents(sorted({h.chunk.doc_id for h in hits}))
+        # Only cited documents need their text; the passages list shows titles and dates.
+        cited = {read[g.passage_index].chunk.doc_id for g in guesses}
+        documents = index.documents(sorted({h.chunk.doc_id for h in hits} - cited), with_text=False)
+        documents.update(index.documents(sorted(cited)))
         candidates = _merge([_cite(g, read, documents) for g in guesses])
         timings = {"retrieve": (retrieved - started) * 1000, "read": (finished - retrieved) * 1000}
         timings["total"] = (time.perf_counter() - started) * 1000
         return _answer(question, candidates, hits, documents, self.settings, timings)
+
+    def _read(self, question: str, hits: list[Hit]) -> list[SpanGuess]:
+        """The reader's guesses over ``hits``, most confident first.
+
+        With early stopping the best passage is read alone first; when its answer already clears
+        the abstention threshold the others are not read. Each passage is scored on its own, so
+        reading in two steps ranks the same spans as reading all at once.
+        """
+        top_n = self.settings.alternatives + 4
+        if not hits:
+            return []
+        first = hits[:1] if self.settings.reader_early_stop else hits
+        guesses = self.reader.read(question, [h.chunk.text for h in first], top_n=top_n)
+        rest = hits[len(first):]
+        if not rest or (guesses and guesses[0].confidence >= self.settings.abstain_below):
+            return guesses
+        more = self.reader.read(question, [h.chunk.text for h in rest], top_n=top_n)
+        shifted = [replace(g, passage_index=g.passage_index + len(first)) for g in more]
+        return sorted(guesses + shifted, key=lambda g: -g.confidence)[:top_n]
 
 
 def _cite(guess: SpanGuess, hits: list[Hit], documents: dict[str, Document]) -> tuple[float, Citation]:

@@ -11,7 +11,8 @@ from typing import Protocol, Sequence
 
 from .embedding import resolve_model_path
 from .errors import ReaderUnavailable
-from .settings import DEFAULT_MODEL
+from .precision import Precision, torch_dtype
+from .settings import DEFAULT_MODEL, Settings
 
 WEIGHTS = Path(__file__).parent / "weights"
 DEFAULT_ADAPTER = WEIGHTS / "reader-adapter.safetensors"
@@ -57,13 +58,20 @@ class ExtractiveReader:
     calibration, so its confidence is the logistic of the raw margin.
     """
 
-    def __init__(self, model_dir: str | None = None, *, quantize: bool = False, torch_threads: int = 0):
+    def __init__(self, model_dir: str | None = None, *, quantize: bool = False, torch_threads: int = 0,
+                 precision: Precision = "auto"):
         self.model_dir = model_dir
         self.quantize = quantize
         self.torch_threads = torch_threads
+        self.precision = precision
         self.calibration = Calibration()
         self._extractor = None
         self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ExtractiveReader:
+        return cls(settings.reader_model, quantize=settings.reader_int8,
+                   torch_threads=settings.torch_threads, precision=settings.precision)
 
     @property
     def extractor(self):
@@ -90,8 +98,8 @@ class ExtractiveReader:
                                         "or train them with `python -m qa.reader_training`")
             self.calibration = Calibration.load(DEFAULT_CALIBRATION)
             tokenizer, model = load_qa_model(resolve_model_path(DEFAULT_MODEL), str(DEFAULT_ADAPTER))
-        if self.quantize:
-            model = _quantized(model)
+        # int8 weights replace the float type: quantisation works on float32 linears.
+        model = _quantized(model) if self.quantize else model.to(torch_dtype(self.precision))
         return SpanExtractor(tokenizer, model)
 
     def read(self, question: str, passages: Sequence[str], top_n: int) -> list[SpanGuess]:

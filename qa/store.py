@@ -253,12 +253,14 @@ class IndexReader:
             raise UnknownDocument(f"no document with id {doc_id!r}")
         return _row_to_document(rows[0])
 
-    def documents(self, doc_ids: Sequence[str]) -> dict[str, Document]:
+    def documents(self, doc_ids: Sequence[str], *, with_text: bool = True) -> dict[str, Document]:
+        """The documents by id; ``with_text=False`` leaves their text empty (metadata only)."""
         if not doc_ids:
             return {}
         marks = ",".join("?" * len(doc_ids))
+        text = "text" if with_text else "''"
         rows = self._query(
-            "SELECT id, title, source, url, published, metadata, text FROM documents "
+            f"SELECT id, title, source, url, published, metadata, {text} FROM documents "
             f"WHERE id IN ({marks})", list(doc_ids))
         return {row[0]: _row_to_document(row) for row in rows}
 

@@ -52,6 +52,9 @@ def test_reader_sees_committed_state(tmp_path, settings, embedder):
     assert set(reader.document_hashes()) == {"a.txt", "b.txt"}
     total, listed = reader.list_documents(limit=1)
     assert total == 2 and len(listed) == 1
+    headers = reader.documents(["a.txt", "b.txt", "absent"], with_text=False)
+    assert set(headers) == {"a.txt", "b.txt"} and headers["a.txt"].text == ""
+    assert headers["a.txt"].title == reader.document("a.txt").title
     reader.close()
 
 

@@ -4,7 +4,7 @@ import pytest
 
 from qa.errors import ReaderUnavailable
 from qa.pipeline import Pipeline, verify_citation
-from qa.reading import Calibration, ExtractiveReader
+from qa.reading import Calibration, ExtractiveReader, SpanGuess
 from qa.sentences import sentence_bounds
 from qa.settings import Settings
 
@@ -49,3 +49,51 @@ def test_sentence_bounds(text, span, expected):
     start = text.index(span)
     s, e = sentence_bounds(text, start, start + len(span))
     assert text[s:e] == expected
+
+
+class ScriptedReader:
+    """Gives every passage one guess (its first word) with a set confidence; records each call."""
+
+    def __init__(self, confidences: dict[str, float]):
+        self.confidences = confidences
+        self.calls: list[list[str]] = []
+
+    def read(self, question, passages, top_n):
+        self.calls.append(list(passages))
+        guesses = [SpanGuess(i, 0, len(p.split()[0]), self.confidences[p]) for i, p in enumerate(passages)]
+        return sorted(guesses, key=lambda g: -g.confidence)[:top_n]
+
+
+QUESTION = "Who leads the Canadian delegation?"
+
+
+def _scripted(demo_index, embedder, first: float, others: float, early_stop: bool = True):
+    settings = demo_index.model_copy(update={"reader_passages": 3, "reader_early_stop": early_stop})
+    hits = Pipeline(settings, embedder=embedder).search(QUESTION)[:3]
+    reader = ScriptedReader({h.chunk.text: first if n == 0 else others for n, h in enumerate(hits)})
+    return Pipeline(settings, embedder=embedder, reader=reader).ask(QUESTION), reader, hits
+
+
+def test_a_confident_first_passage_stops_the_reading(demo_index, embedder):
+    answer, reader, hits = _scripted(demo_index, embedder, first=0.9, others=0.95)
+    assert reader.calls == [[hits[0].chunk.text]]
+    assert answer.confidence == pytest.approx(0.9)
+    assert answer.citations[0].doc_id == hits[0].chunk.doc_id
+    assert answer.citations[0].start == hits[0].chunk.start
+
+
+def test_an_unsure_first_passage_reads_the_others_and_keeps_their_offsets(demo_index, embedder):
+    answer, reader, hits = _scripted(demo_index, embedder, first=0.3, others=0.8)
+    assert reader.calls == [[hits[0].chunk.text], [h.chunk.text for h in hits[1:]]]
+    assert answer.confidence == pytest.approx(0.8)
+    cited = {(c.doc_id, c.start) for c in answer.citations}
+    assert (hits[1].chunk.doc_id, hits[1].chunk.start) in cited
+    index = Pipeline(demo_index).index
+    for candidate in [answer, *answer.alternatives]:
+        for citation in candidate.citations:
+            verify_citation(citation, index.document(citation.doc_id))
+
+
+def test_without_early_stop_every_passage_is_read_at_once(demo_index, embedder):
+    _, reader, hits = _scripted(demo_index, embedder, first=0.9, others=0.95, early_stop=False)
+    assert reader.calls == [[h.chunk.text for h in hits]]

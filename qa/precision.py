@@ -1,0 +1,39 @@
+"""The float type the models compute in: bfloat16 where the CPU has native instructions for it.
+
+On this project's 2-core AVX-512 machine bfloat16 reads about 1.75x faster than float32 with the
+same answers (README, "Speed"); on CPUs without native bfloat16 torch would emulate it and run
+slower, so "auto" picks it only when the CPU advertises the instructions.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+Precision = Literal["auto", "float32", "bfloat16"]
+_NATIVE_BF16_FLAGS = {"avx512_bf16", "amx_bf16"}
+
+
+@lru_cache(maxsize=1)
+def cpu_has_native_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    try:
+        text = cpuinfo.read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return False
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return bool(_NATIVE_BF16_FLAGS & set(line.split(":", 1)[-1].split()))
+    return False
+
+
+def resolve_precision(precision: Precision) -> Literal["float32", "bfloat16"]:
+    if precision == "auto":
+        return "bfloat16" if cpu_has_native_bf16() else "float32"
+    return precision
+
+
+def torch_dtype(precision: Precision):
+    import torch
+
+    return getattr(torch, resolve_precision(precision))

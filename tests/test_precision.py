@@ -1,0 +1,61 @@
+"""bfloat16 is chosen only on CPUs with native instructions, and gives the same results as float32."""
+
+import numpy as np
+import pytest
+
+from qa.embedding import Embedder
+from qa.precision import cpu_has_native_bf16, resolve_precision
+from qa.reading import ExtractiveReader
+from qa.settings import Settings
+
+
+def _cpuinfo(tmp_path, name: str, flags: str):
+    path = tmp_path / name
+    path.write_text(f"processor\t: 0\nmodel name\t: Test CPU\nflags\t\t: {flags}\n\nprocessor\t: 1\n")
+    return path
+
+
+def test_native_bfloat16_is_read_from_the_cpu_flags(tmp_path):
+    assert cpu_has_native_bf16(_cpuinfo(tmp_path, "zen4", "fpu sse2 avx2 avx512f avx512_bf16 avx512_vnni"))
+    assert cpu_has_native_bf16(_cpuinfo(tmp_path, "sapphire-rapids", "fpu avx2 amx_bf16 amx_tile"))
+    # AVX-512 alone only emulates bfloat16, which is slower than float32.
+    assert not cpu_has_native_bf16(_cpuinfo(tmp_path, "skylake", "fpu sse2 avx2 avx512f avx512bw"))
+    assert not cpu_has_native_bf16(tmp_path / "no-such-file")
+
+
+def test_auto_follows_the_cpu_and_explicit_choices_are_kept(monkeypatch):
+    import qa.precision as precision
+
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
+    assert resolve_precision("auto") == "bfloat16"
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)
+    assert resolve_precision("auto") == "float32"
+    assert resolve_precision("bfloat16") == "bfloat16" and resolve_precision("float32") == "float32"
+
+
+def test_precision_is_a_setting(monkeypatch):
+    monkeypatch.setenv("QA_PRECISION", "float32")
+    assert Settings().precision == "float32"
+    monkeypatch.setenv("QA_PRECISION", "float16")
+    with pytest.raises(ValueError):
+        Settings()
+
+
+def test_bfloat16_embeddings_match_float32():
+    texts = ["The Broncos won the game in Santa Clara.", "A river runs through the old city."]
+    reference = Embedder(precision="float32").encode(texts)
+    fast = Embedder(precision="bfloat16").encode(texts)
+    assert fast.dtype == np.float32
+    assert np.all(np.sum(reference * fast, axis=1) > 0.99)
+
+
+def test_bfloat16_reader_picks_the_same_answer():
+    passage = ("The final was played on 7 February 2016 at Levi's Stadium in Santa Clara. "
+               "Denver beat Carolina 24 to 10 and Von Miller was named the most valuable player.")
+    question = "Who was named the most valuable player?"
+    answers = []
+    for precision in ("float32", "bfloat16"):
+        guess = ExtractiveReader(precision=precision).read(question, [passage], top_n=1)[0]
+        answers.append((passage[guess.start:guess.end], guess.confidence))
+    assert answers[0][0] == answers[1][0] == "Von Miller"
+    assert answers[0][1] == pytest.approx(answers[1][1], abs=0.05)
