@@ -53,7 +53,8 @@ class Pipeline:
 
     def retriever(self, index: IndexReader | None = None) -> Retriever:
         s = self.settings
-        fusion = FusionConfig(s.fusion, s.dense_weight, s.sentence_weight, s.rrf_k, s.candidates)
+        fusion = FusionConfig(s.fusion, s.dense_weight, s.sentence_weight, s.sentence_lexical_weight,
+                              s.rrf_k, s.candidates)
         return Retriever(index or self.index, self.embedder, fusion)
 
     def validate_question(self, question: str) -> str:

@@ -1,8 +1,10 @@
-"""Hybrid retrieval: three signals fused into one ranking of chunks.
+"""Hybrid retrieval: four signals fused into one ranking of chunks.
 
 - dense: the chunk's vector against the question's (FAISS),
 - sentence: the best of the chunk's sentence vectors (the one sentence that answers),
-- lexical: BM25 over the chunk text.
+- lexical: BM25 over the chunk text,
+- sentence lexical: the best BM25 score of the chunk's sentences (the question's words close
+  together, in one sentence).
 """
 
 from __future__ import annotations
@@ -43,15 +45,23 @@ class Hit:
     dense_score: float
     sentence_score: float
     lexical_score: float
+    sentence_lexical_score: float
 
 
 @dataclass(frozen=True)
 class FusionConfig:
     method: Literal["rrf", "convex"] = "convex"
     dense_weight: float = 0.2
-    sentence_weight: float = 0.4  # BM25 gets the rest
+    sentence_weight: float = 0.3
+    sentence_lexical_weight: float = 0.3  # chunk BM25 gets the rest
     rrf_k: int = 60
     candidates: int = 50
+
+    @property
+    def weights(self) -> tuple[float, float, float, float]:
+        """Of the dense, sentence, lexical and sentence lexical signals."""
+        rest = 1 - self.dense_weight - self.sentence_weight - self.sentence_lexical_weight
+        return self.dense_weight, self.sentence_weight, rest, self.sentence_lexical_weight
 
 
 class Retriever:
@@ -68,9 +78,11 @@ class Retriever:
         n = min(max(self.fusion.candidates, top_k * 3), self.index.dense.ntotal)
         if n == 0:
             return []
-        lexical = self._lexical_scores(question, allowed) if mode != "dense" else None
+        mask = self._chunk_mask(allowed)
+        lexical = self._lexical_scores(question, mask) if mode != "dense" else None
+        sentence_lexical = self._sentence_lexical_scores(question, mask) if mode == "hybrid" else None
         query = self.embedder.encode_query(question) if mode != "lexical" else None
-        ranked = self._rank(query, lexical, allowed, n, mode)
+        ranked = self._rank(query, lexical, sentence_lexical, allowed, n, mode)
         return _without_overlaps(self.index, ranked, top_k)
 
     def _allowed_chunk_ids(self, filters: Filters) -> np.ndarray | None:
@@ -81,12 +93,23 @@ class Retriever:
             since=filters.since.isoformat() if filters.since else None,
             until=filters.until.isoformat() if filters.until else None)
 
-    def _lexical_scores(self, question: str, allowed: np.ndarray | None) -> np.ndarray:
-        mask = None
-        if allowed is not None:
-            mask = np.zeros(len(self.index.lexical.chunk_ids), dtype=np.float32)
-            mask[[self.index.chunk_row(int(i)) for i in allowed]] = 1.0
+    def _chunk_mask(self, allowed: np.ndarray | None) -> np.ndarray | None:
+        """1 for the BM25 rows of allowed chunks, 0 elsewhere; None when every chunk is allowed."""
+        if allowed is None:
+            return None
+        mask = np.zeros(len(self.index.lexical.ids), dtype=np.float32)
+        mask[[self.index.chunk_row(int(i)) for i in allowed]] = 1.0
+        return mask
+
+    def _lexical_scores(self, question: str, mask: np.ndarray | None) -> np.ndarray:
+        """BM25 score of each chunk, in BM25 row order."""
         return self.index.lexical.scores(question, mask)
+
+    def _sentence_lexical_scores(self, question: str, mask: np.ndarray | None) -> np.ndarray:
+        """The best BM25 score among each chunk's sentences, in chunk BM25 row order."""
+        best = np.zeros(len(self.index.lexical.ids), dtype=np.float32)
+        np.maximum.at(best, self.index.sentence_chunk_rows, self.index.sentence_lexical.scores(question))
+        return best if mask is None else best * mask
 
     def _dense_top(self, query: np.ndarray, allowed: np.ndarray | None, n: int) -> dict[int, float]:
         scores, ids = _search(self.index.dense, query, allowed, n)
@@ -102,37 +125,39 @@ class Retriever:
             best.setdefault(chunk_id, score)  # FAISS returns the best first
         return best
 
-    def _rank(self, query, lexical, allowed, n: int, mode: Mode) -> list[tuple[int, float, float, float, float]]:
-        """(chunk id, fused score, dense, sentence and lexical scores), best first."""
-        chunk_ids = self.index.lexical.chunk_ids
+    def _top_of(self, scores: np.ndarray, n: int) -> dict[int, float]:
+        """Chunk id -> score of the ``n`` best chunks by a score per BM25 row (zeros left out)."""
+        chunk_ids = self.index.lexical.ids
+        return {int(chunk_ids[r]): float(scores[r]) for r in _top_rows(scores, n) if scores[r] > 0}
+
+    def _rank(self, query, lexical, sentence_lexical, allowed, n: int,
+              mode: Mode) -> list[tuple[int, float, tuple[float, float, float, float]]]:
+        """(chunk id, fused score, (dense, sentence, lexical, sentence lexical scores)), best first."""
         dense = self._dense_top(query, allowed, n) if query is not None else {}
-        lexical_top: dict[int, float] = {}
-        if lexical is not None:
-            rows = _top_rows(lexical, n)
-            lexical_top = {int(chunk_ids[r]): float(lexical[r]) for r in rows if lexical[r] > 0}
+        lexical_top = self._top_of(lexical, n) if lexical is not None else {}
         if mode == "dense":
-            return [(i, s, s, 0.0, 0.0) for i, s in dense.items()]
+            return [(i, s, (s, 0.0, 0.0, 0.0)) for i, s in dense.items()]
         if mode == "lexical":
-            return [(i, s, 0.0, 0.0, s) for i, s in lexical_top.items()]
+            return [(i, s, (0.0, 0.0, s, 0.0)) for i, s in lexical_top.items()]
 
         # Several sentences of one chunk may rank high: look deeper to reach ``n`` chunks.
         sentence = self._sentence_top(query, allowed, 4 * n)
-        union = list(dict.fromkeys([*dense, *lexical_top, *list(sentence)[:n]]))
+        union = list(dict.fromkeys([*dense, *lexical_top, *list(sentence)[:n],
+                                    *self._top_of(sentence_lexical, n)]))
+        rows = [self.index.chunk_row(i) for i in union]
         dense_scores = np.array([dense[i] if i in dense else self._cosine(query, i) for i in union])
         # A chunk none of whose sentences came back scores as the last sentence that did.
         floor = min(sentence.values(), default=0.0)
         sentence_scores = np.array([sentence.get(i, floor) for i in union])
-        lexical_scores = np.array([lexical[self.index.chunk_row(i)] for i in union], dtype=np.float64)
-        signals = (dense_scores, sentence_scores, lexical_scores)
+        signals = (dense_scores, sentence_scores, lexical[rows].astype(np.float64),
+                   sentence_lexical[rows].astype(np.float64))
         if self.fusion.method == "rrf":
             fused = sum(_rrf(scores, self.fusion.rrf_k) for scores in signals)
         else:
-            weights = (self.fusion.dense_weight, self.fusion.sentence_weight,
-                       1 - self.fusion.dense_weight - self.fusion.sentence_weight)
-            fused = sum(w * _min_max(scores) for w, scores in zip(weights, signals))
+            fused = sum(w * _min_max(scores) for w, scores in zip(self.fusion.weights, signals))
         order = np.argsort(-fused, kind="stable")
-        return [(union[j], float(fused[j]), float(dense_scores[j]), float(sentence_scores[j]),
-                 float(lexical_scores[j])) for j in order]
+        return [(union[j], float(fused[j]), tuple(float(scores[j]) for scores in signals))
+                for j in order]
 
     def _cosine(self, query: np.ndarray, chunk_id: int) -> float:
         return float(self.index.dense.reconstruct(chunk_id) @ query)
@@ -174,14 +199,14 @@ def _without_overlaps(index: IndexReader, ranked, top_k: int) -> list[Hit]:
     hits: list[Hit] = []
     window = ranked[: max(top_k * 3, top_k + 10)]
     chunks = {c.id: c for c in index.chunks([r[0] for r in window])}
-    for chunk_id, score, dense, sentence, lexical in window:
+    for chunk_id, score, signals in window:
         chunk = chunks.get(chunk_id)
         if chunk is None:
             continue
         if any(h.chunk.doc_id == chunk.doc_id and h.chunk.start < chunk.end and chunk.start < h.chunk.end
                for h in hits):
             continue
-        hits.append(Hit(chunk, score, dense, sentence, lexical))
+        hits.append(Hit(chunk, score, *signals))
         if len(hits) == top_k:
             break
     return hits

@@ -3,7 +3,8 @@
 Layout (see index/README.md)::
 
     INDEX_DIR/CURRENT          name of the committed generation, replaced atomically
-    INDEX_DIR/gen-000007/      manifest.json, store.sqlite, vectors.faiss, sentences.faiss, bm25/
+    INDEX_DIR/gen-000007/      manifest.json, store.sqlite, vectors.faiss, sentences.faiss,
+                               bm25/, bm25-sentences/
     INDEX_DIR/.lock            held by the one process writing
 
 A writer builds the next generation in ``gen-N.tmp``, fsyncs it, renames it and only then
@@ -36,7 +37,7 @@ from .errors import (IndexBusy, IndexCorrupt, IndexFull, IndexMismatch, IndexMis
                      IndexWriteFailed, UnknownDocument)
 from .lexical import LexicalIndex
 
-FORMAT_VERSION = 2  # 2: sentence vectors beside the chunk vectors
+FORMAT_VERSION = 3  # 2: sentence vectors beside the chunk vectors; 3: BM25 over sentences too
 CURRENT = "CURRENT"
 _KEEP_GENERATIONS = 2  # the committed one and the one before, which readers may still hold
 
@@ -187,21 +188,26 @@ class IndexReader:
         self.dense = faiss.read_index(str(directory / "vectors.faiss"))
         self.sentences = faiss.read_index(str(directory / "sentences.faiss"))
         self.lexical = LexicalIndex.load(directory / "bm25")
+        self.sentence_lexical = LexicalIndex.load(directory / "bm25-sentences")
         uri = f"file:{directory / 'store.sqlite'}?mode=ro&immutable=1"
         self._db = sqlite3.connect(uri, uri=True, check_same_thread=False)
         self._db_lock = threading.Lock()
-        self._row_of_chunk = {int(cid): row for row, cid in enumerate(self.lexical.chunk_ids)}
+        self._row_of_chunk = {int(cid): row for row, cid in enumerate(self.lexical.ids)}
         owners = np.array(self._query("SELECT id, chunk_id FROM sentences ORDER BY id"),
                           dtype=np.int64).reshape(-1, 2)
         self.sentence_ids, self.sentence_chunk_ids = owners[:, 0], owners[:, 1]
-        if not (self.dense.ntotal == len(self.lexical.chunk_ids) == manifest.chunks):
+        if not (self.dense.ntotal == len(self.lexical.ids) == manifest.chunks):
             raise IndexCorrupt(
                 f"index at {directory} is inconsistent: {self.dense.ntotal} vectors, "
-                f"{len(self.lexical.chunk_ids)} BM25 rows, manifest says {manifest.chunks} chunks")
-        if not (self.sentences.ntotal == len(self.sentence_ids) == manifest.sentences):
+                f"{len(self.lexical.ids)} BM25 rows, manifest says {manifest.chunks} chunks")
+        if not (self.sentences.ntotal == len(self.sentence_ids) == len(self.sentence_lexical.ids)
+                == manifest.sentences):
             raise IndexCorrupt(
                 f"index at {directory} is inconsistent: {self.sentences.ntotal} sentence vectors, "
-                f"{len(self.sentence_ids)} sentence rows, manifest says {manifest.sentences}")
+                f"{len(self.sentence_lexical.ids)} sentence BM25 rows, {len(self.sentence_ids)} "
+                f"sentence rows, manifest says {manifest.sentences}")
+        # Both are in id order, so this maps each sentence BM25 row to its chunk's BM25 row.
+        self.sentence_chunk_rows = np.searchsorted(self.lexical.ids, self.sentence_chunk_ids)
 
     @classmethod
     def open(cls, index_dir: Path, expect: IndexConfig | None = None) -> IndexReader:
@@ -296,13 +302,13 @@ class IndexReader:
         return self._query("SELECT MAX(indexed_at) FROM documents")[0][0]
 
     def verify(self) -> None:
-        """Full consistency check: vectors, chunk rows, BM25 rows and manifest agree."""
+        """Full consistency check: vectors, chunk and sentence rows, both BM25s and manifest agree."""
         import faiss
 
         dense_ids = set(faiss.vector_to_array(self.dense.id_map).tolist())
         sentence_vector_ids = set(faiss.vector_to_array(self.sentences.id_map).tolist())
         chunk_ids = {r[0] for r in self._query("SELECT id FROM chunks")}
-        lexical_ids = set(self.lexical.chunk_ids.tolist())
+        lexical_ids = set(self.lexical.ids.tolist())
         documents = self._query("SELECT COUNT(*) FROM documents")[0][0]
         orphans = self._query(
             "SELECT COUNT(*) FROM chunks LEFT JOIN documents ON documents.id = chunks.doc_id "
@@ -312,6 +318,8 @@ class IndexReader:
             problems.append(f"{len(dense_ids ^ chunk_ids)} chunk ids differ between FAISS and SQLite")
         if sentence_vector_ids != set(self.sentence_ids.tolist()):
             problems.append("sentence ids differ between FAISS and SQLite")
+        if not np.array_equal(self.sentence_lexical.ids, self.sentence_ids):
+            problems.append("sentence ids differ between BM25 and SQLite")
         if not set(self.sentence_chunk_ids.tolist()) <= chunk_ids:
             problems.append("sentences belong to no chunk")
         if lexical_ids != chunk_ids:
@@ -532,11 +540,16 @@ class IndexWriter:
         self.db.commit()
         rows = self.db.execute("SELECT c.id, d.title, c.text FROM chunks c JOIN documents d "
                                "ON d.id = c.doc_id ORDER BY c.id").fetchall()
+        sentence_rows = self.db.execute(
+            'SELECT s.id, substr(c.text, s.start + 1, s."end" - s.start) FROM sentences s '
+            "JOIN chunks c ON c.id = s.chunk_id ORDER BY s.id").fetchall()
         documents = self.db.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
-        sentences = self.db.execute("SELECT COUNT(*) FROM sentences").fetchone()[0]
         self.db.close()
         LexicalIndex.build([indexed_text(title, text) for _, title, text in rows],
                            [r[0] for r in rows]).save(self._staging / "bm25")
+        # Sentences without the title: on SQuAD train articles the title only added noise here.
+        LexicalIndex.build([text for _, text in sentence_rows],
+                           [r[0] for r in sentence_rows]).save(self._staging / "bm25-sentences")
         for vectors, name in ((self.dense, "vectors.faiss"), (self.sentences, "sentences.faiss")):
             with open(self._staging / name, "wb") as handle:
                 # Through a Python file object, so that a failed write raises OSError with its errno.
@@ -544,7 +557,7 @@ class IndexWriter:
         manifest = Manifest(
             format_version=FORMAT_VERSION, model=self.config.model, dimension=self.config.dimension,
             chunk_tokens=self.config.chunk_tokens, chunk_overlap=self.config.chunk_overlap,
-            documents=documents, chunks=len(rows), sentences=sentences, generation=self.generation,
+            documents=documents, chunks=len(rows), sentences=len(sentence_rows), generation=self.generation,
             created_at=self.created_at, updated_at=_now())
         (self._staging / "manifest.json").write_text(json.dumps(asdict(manifest), indent=2) + "\n")
         _fsync_tree(self._staging)
