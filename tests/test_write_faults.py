@@ -233,7 +233,7 @@ def cli_env(monkeypatch, embedder):
     """The CLI in process, with this session's embedder (loading the model again proves nothing)."""
     for key, value in CHUNKING.items():
         monkeypatch.setenv(f"QA_{key.upper()}", str(value))
-    monkeypatch.setattr(qa.embedding, "Embedder", lambda *args, **kwargs: embedder)
+    monkeypatch.setattr(qa.embedding.Embedder, "from_settings", classmethod(lambda cls, settings: embedder))
 
 
 def _room(kind: str, generation: Path) -> int:
