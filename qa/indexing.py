@@ -94,10 +94,8 @@ def write_documents(documents: Sequence[Document], settings: Settings, embedder:
         chunked = [(doc, chunker.split(doc)) for doc in changed]
         clock.add("chunk", started)
 
-        sentences = [_sentences(chunks) for _, chunks in chunked]
-        texts = [indexed_text(doc.title, c.text) for doc, chunks in chunked for c in chunks]
-        sentence_texts = [indexed_text(doc.title, chunks[s.chunk_index].text[s.start:s.end])
-                          for (doc, chunks), found in zip(chunked, sentences) for s in found]
+        sentences = [chunk_sentences(chunks) for _, chunks in chunked]
+        texts, sentence_texts = texts_to_embed(chunked, sentences)
         log(f"embedding {len(texts)} chunks and {len(sentence_texts)} sentences "
             f"of {len(changed)} documents")
         started = time.perf_counter()
@@ -118,7 +116,16 @@ def write_documents(documents: Sequence[Document], settings: Settings, embedder:
     return report
 
 
-def _sentences(chunks: Sequence[Chunk]) -> list[IndexedSentence]:
+def texts_to_embed(chunked: Sequence[tuple[Document, Sequence[Chunk]]],
+                   sentences: Sequence[Sequence[IndexedSentence]]) -> tuple[list[str], list[str]]:
+    """What the embedder reads: "title + text" of every chunk, and of every sentence."""
+    texts = [indexed_text(doc.title, c.text) for doc, chunks in chunked for c in chunks]
+    sentence_texts = [indexed_text(doc.title, chunks[s.chunk_index].text[s.start:s.end])
+                      for (doc, chunks), found in zip(chunked, sentences) for s in found]
+    return texts, sentence_texts
+
+
+def chunk_sentences(chunks: Sequence[Chunk]) -> list[IndexedSentence]:
     """Every sentence of every chunk: each gets its own vector, for matching a question to the
     one sentence that answers it (a chunk's vector blurs several topics)."""
     return [IndexedSentence(number, start, end)
