@@ -206,6 +206,9 @@ class IndexReader:
                 f"index at {directory} is inconsistent: {self.sentences.ntotal} sentence vectors, "
                 f"{len(self.sentence_lexical.ids)} sentence BM25 rows, {len(self.sentence_ids)} "
                 f"sentence rows, manifest says {manifest.sentences}")
+        if not np.array_equal(self.sentence_lexical.ids, self.sentence_ids):
+            raise IndexCorrupt(f"index at {directory} is inconsistent: sentence ids differ "
+                               "between BM25 and SQLite")
         # Both are in id order, so this maps each sentence BM25 row to its chunk's BM25 row.
         self.sentence_chunk_rows = np.searchsorted(self.lexical.ids, self.sentence_chunk_ids)
 
