@@ -52,8 +52,8 @@ class Hit:
 class FusionConfig:
     method: Literal["rrf", "convex"] = "convex"
     dense_weight: float = 0.2
-    sentence_weight: float = 0.3
-    sentence_lexical_weight: float = 0.3  # chunk BM25 gets the rest
+    sentence_weight: float = 0.4
+    sentence_lexical_weight: float = 0.0  # off unless weighted; chunk BM25 gets the rest
     rrf_k: int = 60
     candidates: int = 50
 
@@ -80,7 +80,8 @@ class Retriever:
             return []
         mask = self._chunk_mask(allowed)
         lexical = self._lexical_scores(question, mask) if mode != "dense" else None
-        sentence_lexical = self._sentence_lexical_scores(question, mask) if mode == "hybrid" else None
+        sentence_lexical = (self._sentence_lexical_scores(question, mask)
+                            if mode == "hybrid" and self.fusion.sentence_lexical_weight > 0 else None)
         query = self.embedder.encode_query(question) if mode != "lexical" else None
         ranked = self._rank(query, lexical, sentence_lexical, allowed, n, mode)
         return _without_overlaps(self.index, ranked, top_k)
@@ -142,17 +143,19 @@ class Retriever:
 
         # Several sentences of one chunk may rank high: look deeper to reach ``n`` chunks.
         sentence = self._sentence_top(query, allowed, 4 * n)
-        union = list(dict.fromkeys([*dense, *lexical_top, *list(sentence)[:n],
-                                    *self._top_of(sentence_lexical, n)]))
+        sentence_lexical_top = self._top_of(sentence_lexical, n) if sentence_lexical is not None else {}
+        union = list(dict.fromkeys([*dense, *lexical_top, *list(sentence)[:n], *sentence_lexical_top]))
         rows = [self.index.chunk_row(i) for i in union]
         dense_scores = np.array([dense[i] if i in dense else self._cosine(query, i) for i in union])
         # A chunk none of whose sentences came back scores as the last sentence that did.
         floor = min(sentence.values(), default=0.0)
         sentence_scores = np.array([sentence.get(i, floor) for i in union])
         signals = (dense_scores, sentence_scores, lexical[rows].astype(np.float64),
-                   sentence_lexical[rows].astype(np.float64))
+                   sentence_lexical[rows].astype(np.float64) if sentence_lexical is not None
+                   else np.zeros(len(union)))
         if self.fusion.method == "rrf":
-            fused = sum(_rrf(scores, self.fusion.rrf_k) for scores in signals)
+            used = signals if sentence_lexical is not None else signals[:3]
+            fused = sum(_rrf(scores, self.fusion.rrf_k) for scores in used)
         else:
             fused = sum(w * _min_max(scores) for w, scores in zip(self.fusion.weights, signals))
         order = np.argsort(-fused, kind="stable")

@@ -13,6 +13,8 @@ from qa.store import IndexReader, indexed_text
 
 from .test_indexing import _write_corpus
 
+SENTENCE_BM25_ON = {"dense_weight": 0.2, "sentence_weight": 0.3, "sentence_lexical_weight": 0.3}
+
 
 def test_sentence_spans_are_trimmed_ordered_and_cover_the_text():
     text = "  Dr. Smith met the U.S. envoy on Jan. 5. Talks ended!\n\nA new line starts here  \n"
@@ -89,7 +91,8 @@ def test_sentence_bm25_scores_each_sentence_on_its_own(tmp_path, settings, embed
     matched = [texts[int(sid)] for sid, score in zip(reader.sentence_lexical.ids, scores) if score > 0]
     assert matched == ["Trucks carried grain to Kyiv."]
     # "Kyiv" is in both sentences of b.txt, and the chunk's score is its better sentence's.
-    hits = Pipeline(settings, embedder=embedder).search("grain to Kyiv", top_k=2)
+    weighted = settings.model_copy(update=SENTENCE_BM25_ON)
+    hits = Pipeline(weighted, embedder=embedder).search("grain to Kyiv", top_k=2)
     assert hits[0].chunk.doc_id == "b.txt"
     both = reader.sentence_lexical.scores("grain to Kyiv")
     assert hits[0].sentence_lexical_score == pytest.approx(float(both.max()))
@@ -100,13 +103,23 @@ def test_sentence_bm25_scores_each_sentence_on_its_own(tmp_path, settings, embed
 
 
 def test_sentence_lexical_score_is_the_best_sentence_bm25_of_the_chunk(demo_index, embedder):
-    pipeline = Pipeline(demo_index, embedder=embedder)
+    pipeline = Pipeline(demo_index.model_copy(update=SENTENCE_BM25_ON), embedder=embedder)
     question = "How much humanitarian assistance has Canada committed to Ukraine?"
     index = pipeline.index
     scores = index.sentence_lexical.scores(question)
     for hit in pipeline.search(question, top_k=5):
         mine = np.isin(index.sentence_lexical.ids, index.sentence_ids_of_chunks(np.array([hit.chunk.id])))
         assert hit.sentence_lexical_score == pytest.approx(float(scores[mine].max()))
+
+
+@pytest.mark.parametrize("fusion", ["convex", "rrf"])
+def test_sentence_bm25_is_left_out_unless_weighted(demo_index, embedder, fusion):
+    question = "How much humanitarian assistance has Canada committed to Ukraine?"
+    off = Pipeline(demo_index.model_copy(update={"fusion": fusion}), embedder=embedder).search(question)
+    assert all(hit.sentence_lexical_score == 0.0 for hit in off)
+    on = Pipeline(demo_index.model_copy(update={"fusion": fusion, **SENTENCE_BM25_ON}),
+                  embedder=embedder).search(question)
+    assert any(hit.sentence_lexical_score > 0 for hit in on)
 
 
 def test_fusion_weights_must_leave_room_for_bm25(tmp_path):
