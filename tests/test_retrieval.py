@@ -27,12 +27,18 @@ def test_sentence_spans_are_trimmed_ordered_and_cover_the_text():
     assert sentence_spans(" \n ") == []
 
 
+def _index_two_documents(corpus, settings, embedder, second: str) -> IndexReader:
+    """Index a.txt (three sentences) and b.txt (``second``) into ``settings.index_dir``."""
+    _write_corpus(corpus, {"a.txt": "Alpha talks opened in Ottawa. They lasted two days. Nobody left.",
+                           "b.txt": second})
+    index_corpus(corpus, settings, embedder)
+    return IndexReader.open(settings.index_dir)
+
+
 def test_every_sentence_has_a_vector_and_replacing_a_document_drops_its_own(tmp_path, settings, embedder):
     corpus = tmp_path / "c"
-    _write_corpus(corpus, {"a.txt": "Alpha talks opened in Ottawa. They lasted two days. Nobody left.",
-                           "b.txt": "Beta aid reached Kyiv on Monday. Trucks carried grain."})
-    index_corpus(corpus, settings, embedder)
-    reader = IndexReader.open(settings.index_dir)
+    reader = _index_two_documents(corpus, settings, embedder,
+                                  "Beta aid reached Kyiv on Monday. Trucks carried grain.")
     reader.verify()
     assert reader.manifest.sentences == reader.sentences.ntotal == 5
     rows = reader._query('SELECT s.id, s.start, s."end", c.text, d.title FROM sentences s '
@@ -80,11 +86,8 @@ def test_sentence_score_is_the_best_sentence_of_the_chunk(demo_index, embedder):
 
 
 def test_sentence_bm25_scores_each_sentence_on_its_own(tmp_path, settings, embedder):
-    corpus = tmp_path / "c"
-    _write_corpus(corpus, {"a.txt": "Alpha talks opened in Ottawa. They lasted two days. Nobody left.",
-                           "b.txt": "Beta aid reached Kyiv on Monday. Trucks carried grain to Kyiv."})
-    index_corpus(corpus, settings, embedder)
-    reader = IndexReader.open(settings.index_dir)
+    reader = _index_two_documents(tmp_path / "c", settings, embedder,
+                                  "Beta aid reached Kyiv on Monday. Trucks carried grain to Kyiv.")
     texts = {sid: text[start:end] for sid, start, end, text in reader._query(
         'SELECT s.id, s.start, s."end", c.text FROM sentences s JOIN chunks c ON c.id = s.chunk_id')}
     scores = reader.sentence_lexical.scores("grain trucks")
