@@ -67,8 +67,9 @@ class ScriptedReader:
 QUESTION = "Who leads the Canadian delegation?"
 
 
-def _scripted(demo_index, embedder, first: float, others: float, early_stop: bool = True):
-    settings = demo_index.model_copy(update={"reader_passages": 3, "reader_early_stop": early_stop})
+def _scripted(demo_index, embedder, first: float, others: float, early_stop: bool = True, **settings_update):
+    settings = demo_index.model_copy(update={"reader_passages": 3, "reader_early_stop": early_stop,
+                                             **settings_update})
     hits = Pipeline(settings, embedder=embedder).search(QUESTION)[:3]
     reader = ScriptedReader({h.chunk.text: first if n == 0 else others for n, h in enumerate(hits)})
     return Pipeline(settings, embedder=embedder, reader=reader).ask(QUESTION), reader, hits
@@ -80,6 +81,7 @@ def test_a_confident_first_passage_stops_the_reading(demo_index, embedder):
     assert answer.confidence == pytest.approx(0.9)
     assert answer.citations[0].doc_id == hits[0].chunk.doc_id
     assert answer.citations[0].start == hits[0].chunk.start
+    assert [p.chunk_id for p in answer.passages[:3]] == [h.chunk.id for h in hits]
 
 
 def test_an_unsure_first_passage_reads_the_others_and_keeps_their_offsets(demo_index, embedder):
@@ -92,6 +94,19 @@ def test_an_unsure_first_passage_reads_the_others_and_keeps_their_offsets(demo_i
     for candidate in [answer, *answer.alternatives]:
         for citation in candidate.citations:
             verify_citation(citation, index.document(citation.doc_id))
+
+
+def test_passages_the_reader_answers_from_move_ahead(demo_index, embedder):
+    answer, _, hits = _scripted(demo_index, embedder, first=0.1, others=0.9)
+    # Retrieval ranked hits[0] first, but by less than the reader's confidence gap.
+    assert hits[0].score + 0.1 < hits[2].score + 0.9
+    assert [p.chunk_id for p in answer.passages[:3]] == [hits[1].chunk.id, hits[2].chunk.id, hits[0].chunk.id]
+    assert [p.score for p in answer.passages[:3]] == [round(h.score, 4) for h in (hits[1], hits[2], hits[0])]
+
+
+def test_reranking_by_the_reader_can_be_turned_off(demo_index, embedder):
+    answer, _, hits = _scripted(demo_index, embedder, first=0.1, others=0.9, reader_rerank=False)
+    assert [p.chunk_id for p in answer.passages[:3]] == [h.chunk.id for h in hits]
 
 
 def test_without_early_stop_every_passage_is_read_at_once(demo_index, embedder):
