@@ -38,7 +38,8 @@ class Passage(_Frozen):
     start: int
     end: int
     text: str
-    score: float
+    score: float = Field(description="fused retrieval score; the passages the reader read are ordered "
+                                     "by this plus its best confidence in each")
 
 
 class Answer(_Frozen):
