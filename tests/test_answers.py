@@ -16,8 +16,10 @@ from qa.retrieval import Filters
 from .conftest import DEMO_CORPUS
 
 # Set from what the reader reaches on this question set; never lowered to make a run pass.
-MIN_ANSWERED_RIGHT = 0.75  # measured: 0.79 (53 of 67) with the default settings
-MIN_ABSTAINED = 0.78  # measured: 0.86 (12 of 14)
+# Measured with the default settings: answered right 0.82 (55 of 67) in bfloat16 and 0.79 (53 of
+# 67) in float32 (QA_PRECISION=auto picks by CPU); abstained 0.93 (13 of 14) in both.
+MIN_ANSWERED_RIGHT = 0.78
+MIN_ABSTAINED = 0.85
 
 
 @pytest.fixture(scope="module")
