@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import zipfile
+from collections.abc import Collection
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 _IDS_FILE = "ids.npy"
+_TOKENS_FILE = "tokens.npz"
 
 
 def _stemmer():
@@ -16,24 +20,98 @@ def _stemmer():
     return Stemmer.Stemmer("english")
 
 
+def _words(texts: Sequence[str], stemmer) -> list[list[str]]:
+    """The stemmed words BM25 counts, stop words left out; queries and items alike."""
+    import bm25s
+
+    return bm25s.tokenize(list(texts), stopwords="en", stemmer=stemmer, return_ids=False,
+                          show_progress=False)
+
+
+@dataclass(frozen=True)
+class TokenTable:
+    """Every item's stemmed words, saved beside its BM25 index.
+
+    Tokenizing is most of the cost of building BM25, and BM25 must be rebuilt over the whole
+    corpus at every commit (each document changes every word's weight). With this table a
+    commit tokenizes only the items it adds. Item ``ids[i]`` has the words
+    ``vocab[word_ids[offsets[i]:offsets[i + 1]]]``.
+    """
+    ids: np.ndarray
+    offsets: np.ndarray
+    word_ids: np.ndarray
+    vocab: np.ndarray
+
+    @classmethod
+    def build(cls, texts: Sequence[str], ids: Sequence[int], previous: TokenTable | None = None,
+              fresh: Collection[int] = ()) -> TokenTable:
+        """Words of ``texts[i]`` (item ``ids[i]``), reusing ``previous`` for every item it holds
+        that is not in ``fresh``. Ids may be reused for new text, so the caller names as fresh
+        every id it wrote since ``previous`` was saved."""
+        old_rows = {} if previous is None else {
+            int(item): row for row, item in enumerate(previous.ids) if int(item) not in fresh}
+        vocab: dict[str, int] = {} if previous is None else {w: i for i, w in enumerate(previous.vocab)}
+        new_rows = [k for k, item in enumerate(ids) if int(item) not in old_rows]
+        new_words = dict(zip(new_rows, _words([texts[k] for k in new_rows], _stemmer())))
+        pieces = []
+        for k, item in enumerate(ids):
+            if k in new_words:
+                pieces.append(np.array([vocab.setdefault(w, len(vocab)) for w in new_words[k]], np.int64))
+            else:
+                row = old_rows[int(item)]
+                pieces.append(previous.word_ids[previous.offsets[row]:previous.offsets[row + 1]])
+        lengths = np.array([len(p) for p in pieces], dtype=np.int64)
+        flat = np.concatenate(pieces) if pieces else np.zeros(0, np.int64)
+        # Keep only the words some item still has: replaced documents would otherwise grow it forever.
+        in_use = np.bincount(flat, minlength=len(vocab)) > 0
+        renumbered = np.cumsum(in_use) - 1
+        return cls(np.asarray(ids, dtype=np.int64), np.concatenate([[0], np.cumsum(lengths)]),
+                   renumbered[flat].astype(np.int32), np.array(list(vocab), dtype=str)[in_use])
+
+    @classmethod
+    def load(cls, directory: Path) -> TokenTable | None:
+        """The saved table, or None when there is none (older indexes) or it cannot be read."""
+        try:
+            with np.load(directory / _TOKENS_FILE, allow_pickle=False) as data:
+                table = cls(data["ids"], data["offsets"], data["word_ids"], data["vocab"])
+        except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+            return None
+        return table if len(table.offsets) == len(table.ids) + 1 else None
+
+    def save(self, directory: Path) -> None:
+        with open(directory / _TOKENS_FILE, "wb") as handle:
+            np.savez(handle, ids=self.ids, offsets=self.offsets, word_ids=self.word_ids, vocab=self.vocab)
+
+    def corpus(self) -> tuple[list[list[int]], dict[str, int]]:
+        """(each item's word ids, word -> id) as bm25s indexes them."""
+        items = [piece.tolist() for piece in np.split(self.word_ids, self.offsets[1:-1])] if len(self.ids) else []
+        # bm25s needs one word at least; items of stop words only (say "To be or not to be") have none.
+        return items, {str(w): i for i, w in enumerate(self.vocab)} or {"": 0}
+
+
 class LexicalIndex:
     """Row ``i`` of the BM25 matrix is the item (chunk or sentence) whose id is ``ids[i]``."""
 
-    def __init__(self, bm25, ids: np.ndarray):
+    def __init__(self, bm25, ids: np.ndarray, tokens: TokenTable | None = None):
         self._bm25 = bm25
         self.ids = ids
+        self.tokens = tokens  # kept only by a freshly built index, to be saved with it
         self._stem = _stemmer()
 
     @classmethod
-    def build(cls, texts: Sequence[str], ids: Sequence[int]) -> LexicalIndex:
+    def build(cls, texts: Sequence[str], ids: Sequence[int], previous: TokenTable | None = None,
+              fresh: Collection[int] = ()) -> LexicalIndex:
+        """BM25 over ``texts``; see ``TokenTable.build`` for ``previous`` and ``fresh``."""
         import bm25s
 
+        tokens = TokenTable.build(texts, ids, previous, fresh)
         # k1 and b chosen on SQuAD train articles: short chunks, lighter length normalisation.
         bm25 = bm25s.BM25(k1=0.9, b=0.4)
-        if texts:
-            tokens = bm25s.tokenize(list(texts), stopwords="en", stemmer=_stemmer(), show_progress=False)
-            bm25.index(tokens, show_progress=False)
-        return cls(bm25, np.asarray(ids, dtype=np.int64))
+        if len(tokens.ids):
+            # Without a single word the mean item length is 0, and bm25s warns as it divides by it.
+            with np.errstate(invalid="ignore" if len(tokens.word_ids) == 0 else "warn"):
+                bm25.index(tokens.corpus(), show_progress=False)
+        return cls(bm25, tokens.ids, tokens)
 
     @classmethod
     def load(cls, directory: Path) -> LexicalIndex:
@@ -50,12 +128,11 @@ class LexicalIndex:
         if len(self.ids):
             self._bm25.save(str(directory), show_progress=False)
         np.save(directory / _IDS_FILE, self.ids)
+        if self.tokens is not None:
+            self.tokens.save(directory)
 
     def tokenize_query(self, query: str) -> list[str]:
-        import bm25s
-
-        return bm25s.tokenize([query], stopwords="en", stemmer=self._stem,
-                              return_ids=False, show_progress=False)[0]
+        return _words([query], self._stem)[0]
 
     def scores(self, query: str, mask: np.ndarray | None = None) -> np.ndarray:
         """BM25 score of every item (row order of ``ids``); masked rows score 0."""

@@ -35,7 +35,7 @@ from .chunking import Chunk
 from .documents import Document, parse_date
 from .errors import (IndexBusy, IndexCorrupt, IndexFull, IndexMismatch, IndexMissing, IndexReadOnly,
                      IndexWriteFailed, UnknownDocument)
-from .lexical import LexicalIndex
+from .lexical import LexicalIndex, TokenTable
 
 FORMAT_VERSION = 3  # 2: sentence vectors beside the chunk vectors; 3: BM25 over sentences too
 CURRENT = "CURRENT"
@@ -327,6 +327,10 @@ class IndexReader:
             problems.append("sentences belong to no chunk")
         if lexical_ids != chunk_ids:
             problems.append(f"{len(lexical_ids ^ chunk_ids)} chunk ids differ between BM25 and SQLite")
+        for name, lexical in (("bm25", self.lexical), ("bm25-sentences", self.sentence_lexical)):
+            words = TokenTable.load(self.directory / name)  # absent before; the next commit makes it
+            if words is not None and not np.array_equal(words.ids, lexical.ids):
+                problems.append(f"the saved words in {name} are not those of its rows")
         if (len(chunk_ids), documents, len(self.sentence_ids)) != (
                 self.manifest.chunks, self.manifest.documents, self.manifest.sentences):
             problems.append("counts differ from the manifest")
@@ -476,12 +480,19 @@ class IndexWriter:
                 old.backup(self.db)
             self.dense = faiss.read_index(str(source / "vectors.faiss"))
             self.sentences = faiss.read_index(str(source / "sentences.faiss"))
+            # Words of the chunks and sentences indexed before, so that a commit tokenizes only
+            # what it writes (see _write_generation).
+            self._previous_tokens = {name: TokenTable.load(source / name) for name in ("bm25", "bm25-sentences")}
         else:
             self.db = sqlite3.connect(db_path)
             self.db.executescript(_SCHEMA)
+            self._previous_tokens = {"bm25": None, "bm25-sentences": None}
             self.dense = faiss.IndexIDMap2(faiss.IndexFlatIP(self.config.dimension))
             self.sentences = faiss.IndexIDMap2(faiss.IndexFlatIP(self.config.dimension))
         self.db.execute("PRAGMA foreign_keys = ON")
+        # Ids written now may be those of rows deleted now: their words are never reused.
+        self._written_chunks: set[int] = set()
+        self._written_sentences: set[int] = set()
 
     def document_hashes(self) -> dict[str, str]:
         return dict(self.db.execute("SELECT id, content_hash FROM documents").fetchall())
@@ -517,6 +528,7 @@ class IndexWriter:
             [(int(i), c.doc_id, c.ordinal, c.start, c.end, c.text) for i, c in zip(ids, item.chunks)])
         if len(ids):
             self.dense.add_with_ids(np.ascontiguousarray(item.vectors, dtype=np.float32), ids)
+        self._written_chunks.update(ids.tolist())
         next_sentence = (self.db.execute("SELECT MAX(id) FROM sentences").fetchone()[0] or 0) + 1
         sentence_ids = np.arange(next_sentence, next_sentence + len(item.sentences), dtype=np.int64)
         self.db.executemany(
@@ -526,6 +538,7 @@ class IndexWriter:
         if len(sentence_ids):
             self.sentences.add_with_ids(
                 np.ascontiguousarray(item.sentence_vectors, dtype=np.float32), sentence_ids)
+        self._written_sentences.update(sentence_ids.tolist())
 
     def commit(self) -> Manifest:
         """Write the staged generation durably, then make it the committed one."""
@@ -548,11 +561,12 @@ class IndexWriter:
             "JOIN chunks c ON c.id = s.chunk_id ORDER BY s.id").fetchall()
         documents = self.db.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
         self.db.close()
-        LexicalIndex.build([indexed_text(title, text) for _, title, text in rows],
-                           [r[0] for r in rows]).save(self._staging / "bm25")
+        LexicalIndex.build([indexed_text(title, text) for _, title, text in rows], [r[0] for r in rows],
+                           self._previous_tokens["bm25"], self._written_chunks).save(self._staging / "bm25")
         # Sentences without the title: on SQuAD train articles the title only added noise here.
-        LexicalIndex.build([text for _, text in sentence_rows],
-                           [r[0] for r in sentence_rows]).save(self._staging / "bm25-sentences")
+        LexicalIndex.build([text for _, text in sentence_rows], [r[0] for r in sentence_rows],
+                           self._previous_tokens["bm25-sentences"], self._written_sentences,
+                           ).save(self._staging / "bm25-sentences")
         for vectors, name in ((self.dense, "vectors.faiss"), (self.sentences, "sentences.faiss")):
             with open(self._staging / name, "wb") as handle:
                 # Through a Python file object, so that a failed write raises OSError with its errno.

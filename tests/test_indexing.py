@@ -1,10 +1,11 @@
 import json
 import subprocess
 import sys
+from dataclasses import replace
 
 import pytest
 
-from qa.errors import IndexMismatch, IndexMissing
+from qa.errors import IndexCorrupt, IndexMismatch, IndexMissing
 from qa.indexing import index_corpus
 from qa.store import IndexReader
 
@@ -101,3 +102,41 @@ def test_cli_index_and_stats(tmp_path):
     missing = run("stats", "--index", str(tmp_path / "none"))
     assert missing.returncode == 2 and missing.stderr.startswith("qa: error: no index")
     assert "Traceback" not in missing.stderr
+
+
+def test_a_commit_tokenizes_only_what_it_writes(tmp_path, settings, embedder, monkeypatch):
+    import numpy as np
+
+    import qa.lexical as lexical
+
+    corpus = tmp_path / "c"
+    _write_corpus(corpus, {"a.txt": "Alpha talks opened in Ottawa.", "b.txt": "Beta aid reached Kyiv.",
+                           "c.txt": "Gamma summit met in Vilnius."})
+    index_corpus(corpus, settings, embedder)
+    # Delete the document with the highest chunk ids, so the new one reuses them.
+    (corpus / "c.txt").unlink()
+    _write_corpus(corpus, {"d.txt": "Delta grain trucks crossed into Kyiv."})
+    tokenized: list[str] = []
+    words = lexical._words
+    monkeypatch.setattr(lexical, "_words", lambda texts, stemmer: tokenized.extend(texts) or words(texts, stemmer))
+    index_corpus(corpus, settings, embedder)
+    assert tokenized and all("Delta" in text for text in tokenized)
+
+    incremental = IndexReader.open(settings.index_dir)
+    incremental.verify()
+    rebuilt_settings = settings.model_copy(update={"index_dir": tmp_path / "rebuilt"})
+    index_corpus(corpus, rebuilt_settings, embedder)
+    rebuilt = IndexReader.open(rebuilt_settings.index_dir)
+    for query in ["Kyiv trucks", "Gamma Vilnius", "Ottawa talks", "grain"]:
+        for mine, fresh in ((incremental.lexical, rebuilt.lexical),
+                            (incremental.sentence_lexical, rebuilt.sentence_lexical)):
+            np.testing.assert_array_equal(mine.ids, fresh.ids)
+            np.testing.assert_array_equal(mine.scores(query), fresh.scores(query))
+    assert incremental.lexical.scores("Gamma Vilnius").max() == 0
+    # verify() notices saved words that belong to other rows (the next commit would misuse them).
+    table = lexical.TokenTable.load(incremental.directory / "bm25")
+    replace(table, ids=table.ids + 100).save(incremental.directory / "bm25")
+    with pytest.raises(IndexCorrupt, match="saved words in bm25"):
+        incremental.verify()
+    incremental.close()
+    rebuilt.close()
