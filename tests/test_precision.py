@@ -49,6 +49,18 @@ def test_bfloat16_embeddings_match_float32():
     assert np.all(np.sum(reference * fast, axis=1) > 0.99)
 
 
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_a_question_is_encoded_as_a_batch_of_one_would_be(precision):
+    embedder = Embedder(precision=precision)
+    questions = ["Who won the game in Santa Clara?", "river", "Wie heißt die Stadt am Fluss?"]
+    batch = embedder.encode(questions)
+    single = np.stack([embedder.encode_query(q) for q in questions])
+    assert single.dtype == batch.dtype == np.float32
+    assert np.allclose(np.linalg.norm(single, axis=1), 1, atol=1e-5)
+    assert np.allclose(np.linalg.norm(batch, axis=1), 1, atol=1e-5)
+    assert np.all(np.sum(single * batch, axis=1) > 0.999)
+
+
 def test_bfloat16_reader_picks_the_same_answer():
     passage = ("The final was played on 7 February 2016 at Levi's Stadium in Santa Clara. "
                "Denver beat Carolina 24 to 10 and Von Miller was named the most valuable player.")
