@@ -50,6 +50,8 @@ class Pipeline:
         """Load both models now, so no request (or reported timing) pays for loading them."""
         self.embedder.encode_query("warm up")
         self.reader.read("warm up?", ["A warm up passage."], top_n=1)
+        if self.settings.sentence_lexical_weight > 0:
+            _ = self.index.sentence_lexical  # built when first used: now, not in a request
 
     def retriever(self, index: IndexReader | None = None) -> Retriever:
         s = self.settings

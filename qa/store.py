@@ -3,8 +3,7 @@
 Layout (see index/README.md)::
 
     INDEX_DIR/CURRENT          name of the committed generation, replaced atomically
-    INDEX_DIR/gen-000007/      manifest.json, store.sqlite, vectors.faiss, sentences.faiss,
-                               bm25/, bm25-sentences/
+    INDEX_DIR/gen-000007/      manifest.json, store.sqlite, vectors.faiss, sentences.faiss, bm25/
     INDEX_DIR/.lock            held by the one process writing
 
 A writer builds the next generation in ``gen-N.tmp``, fsyncs it, renames it and only then
@@ -37,7 +36,10 @@ from .errors import (IndexBusy, IndexCorrupt, IndexFull, IndexMismatch, IndexMis
                      IndexWriteFailed, UnknownDocument)
 from .lexical import LexicalIndex, TokenTable
 
-FORMAT_VERSION = 3  # 2: sentence vectors beside the chunk vectors; 3: BM25 over sentences too
+# 2: sentence vectors beside the chunk vectors; 3: BM25 over sentences too; 4: that BM25 is
+# built when first used instead (a format-3 index reads the same: its copy is left unused).
+FORMAT_VERSION = 4
+_READABLE_FORMATS = (3, 4)
 CURRENT = "CURRENT"
 _KEEP_GENERATIONS = 2  # the committed one and the one before, which readers may still hold
 
@@ -76,7 +78,7 @@ class Manifest:
     @classmethod
     def read(cls, path: Path) -> Manifest:
         data = json.loads(path.read_text(encoding="utf-8"))
-        if data.get("format_version") != FORMAT_VERSION:
+        if data.get("format_version") not in _READABLE_FORMATS:
             raise IndexMismatch(
                 f"index format {data.get('format_version')} is not the supported {FORMAT_VERSION}; "
                 "rebuild it with `qa index --rebuild`")
@@ -188,7 +190,6 @@ class IndexReader:
         self.dense = faiss.read_index(str(directory / "vectors.faiss"))
         self.sentences = faiss.read_index(str(directory / "sentences.faiss"))
         self.lexical = LexicalIndex.load(directory / "bm25")
-        self.sentence_lexical = LexicalIndex.load(directory / "bm25-sentences")
         uri = f"file:{directory / 'store.sqlite'}?mode=ro&immutable=1"
         self._db = sqlite3.connect(uri, uri=True, check_same_thread=False)
         self._db_lock = threading.Lock()
@@ -200,17 +201,30 @@ class IndexReader:
             raise IndexCorrupt(
                 f"index at {directory} is inconsistent: {self.dense.ntotal} vectors, "
                 f"{len(self.lexical.ids)} BM25 rows, manifest says {manifest.chunks} chunks")
-        if not (self.sentences.ntotal == len(self.sentence_ids) == len(self.sentence_lexical.ids)
-                == manifest.sentences):
+        if not self.sentences.ntotal == len(self.sentence_ids) == manifest.sentences:
             raise IndexCorrupt(
                 f"index at {directory} is inconsistent: {self.sentences.ntotal} sentence vectors, "
-                f"{len(self.sentence_lexical.ids)} sentence BM25 rows, {len(self.sentence_ids)} "
-                f"sentence rows, manifest says {manifest.sentences}")
-        if not np.array_equal(self.sentence_lexical.ids, self.sentence_ids):
-            raise IndexCorrupt(f"index at {directory} is inconsistent: sentence ids differ "
-                               "between BM25 and SQLite")
-        # Both are in id order, so this maps each sentence BM25 row to its chunk's BM25 row.
+                f"{len(self.sentence_ids)} sentence rows, manifest says {manifest.sentences}")
+        # Both are in id order, so this maps each sentence (row of the sentence BM25) to its
+        # chunk's BM25 row.
         self.sentence_chunk_rows = np.searchsorted(self.lexical.ids, self.sentence_chunk_ids)
+        self._sentence_lexical: LexicalIndex | None = None
+        self._sentence_lexical_lock = threading.Lock()
+
+    @property
+    def sentence_lexical(self) -> LexicalIndex:
+        """BM25 over each sentence's text, rows in sentence id order, built on first use.
+
+        Only the opt-in sentence BM25 signal reads it, so it is not stored: building it at every
+        commit was about half the BM25 work of each write, for a signal off by default.
+        """
+        with self._sentence_lexical_lock:
+            if self._sentence_lexical is None:
+                # Sentences without the title: on SQuAD train articles the title only added noise here.
+                rows = self._query('SELECT s.id, substr(c.text, s.start + 1, s."end" - s.start) FROM sentences s '
+                                   "JOIN chunks c ON c.id = s.chunk_id ORDER BY s.id")
+                self._sentence_lexical = LexicalIndex.build([text for _, text in rows], [i for i, _ in rows])
+            return self._sentence_lexical
 
     @classmethod
     def open(cls, index_dir: Path, expect: IndexConfig | None = None) -> IndexReader:
@@ -321,16 +335,13 @@ class IndexReader:
             problems.append(f"{len(dense_ids ^ chunk_ids)} chunk ids differ between FAISS and SQLite")
         if sentence_vector_ids != set(self.sentence_ids.tolist()):
             problems.append("sentence ids differ between FAISS and SQLite")
-        if not np.array_equal(self.sentence_lexical.ids, self.sentence_ids):
-            problems.append("sentence ids differ between BM25 and SQLite")
         if not set(self.sentence_chunk_ids.tolist()) <= chunk_ids:
             problems.append("sentences belong to no chunk")
         if lexical_ids != chunk_ids:
             problems.append(f"{len(lexical_ids ^ chunk_ids)} chunk ids differ between BM25 and SQLite")
-        for name, lexical in (("bm25", self.lexical), ("bm25-sentences", self.sentence_lexical)):
-            words = TokenTable.load(self.directory / name)  # absent before; the next commit makes it
-            if words is not None and not np.array_equal(words.ids, lexical.ids):
-                problems.append(f"the saved words in {name} are not those of its rows")
+        words = TokenTable.load(self.directory / "bm25")  # absent in older indexes; the next commit adds it
+        if words is not None and not np.array_equal(words.ids, self.lexical.ids):
+            problems.append("the saved words in bm25 are not those of its rows")
         if (len(chunk_ids), documents, len(self.sentence_ids)) != (
                 self.manifest.chunks, self.manifest.documents, self.manifest.sentences):
             problems.append("counts differ from the manifest")
@@ -480,19 +491,17 @@ class IndexWriter:
                 old.backup(self.db)
             self.dense = faiss.read_index(str(source / "vectors.faiss"))
             self.sentences = faiss.read_index(str(source / "sentences.faiss"))
-            # Words of the chunks and sentences indexed before, so that a commit tokenizes only
-            # what it writes (see _write_generation).
-            self._previous_tokens = {name: TokenTable.load(source / name) for name in ("bm25", "bm25-sentences")}
+            # Words of the chunks indexed before, so that a commit tokenizes only what it writes.
+            self._previous_words = TokenTable.load(source / "bm25")
         else:
             self.db = sqlite3.connect(db_path)
             self.db.executescript(_SCHEMA)
-            self._previous_tokens = {"bm25": None, "bm25-sentences": None}
+            self._previous_words = None
             self.dense = faiss.IndexIDMap2(faiss.IndexFlatIP(self.config.dimension))
             self.sentences = faiss.IndexIDMap2(faiss.IndexFlatIP(self.config.dimension))
         self.db.execute("PRAGMA foreign_keys = ON")
         # Ids written now may be those of rows deleted now: their words are never reused.
         self._written_chunks: set[int] = set()
-        self._written_sentences: set[int] = set()
 
     def document_hashes(self) -> dict[str, str]:
         return dict(self.db.execute("SELECT id, content_hash FROM documents").fetchall())
@@ -538,7 +547,6 @@ class IndexWriter:
         if len(sentence_ids):
             self.sentences.add_with_ids(
                 np.ascontiguousarray(item.sentence_vectors, dtype=np.float32), sentence_ids)
-        self._written_sentences.update(sentence_ids.tolist())
 
     def commit(self) -> Manifest:
         """Write the staged generation durably, then make it the committed one."""
@@ -556,17 +564,11 @@ class IndexWriter:
         self.db.commit()
         rows = self.db.execute("SELECT c.id, d.title, c.text FROM chunks c JOIN documents d "
                                "ON d.id = c.doc_id ORDER BY c.id").fetchall()
-        sentence_rows = self.db.execute(
-            'SELECT s.id, substr(c.text, s.start + 1, s."end" - s.start) FROM sentences s '
-            "JOIN chunks c ON c.id = s.chunk_id ORDER BY s.id").fetchall()
+        sentences = self.db.execute("SELECT COUNT(*) FROM sentences").fetchone()[0]
         documents = self.db.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
         self.db.close()
         LexicalIndex.build([indexed_text(title, text) for _, title, text in rows], [r[0] for r in rows],
-                           self._previous_tokens["bm25"], self._written_chunks).save(self._staging / "bm25")
-        # Sentences without the title: on SQuAD train articles the title only added noise here.
-        LexicalIndex.build([text for _, text in sentence_rows], [r[0] for r in sentence_rows],
-                           self._previous_tokens["bm25-sentences"], self._written_sentences,
-                           ).save(self._staging / "bm25-sentences")
+                           self._previous_words, self._written_chunks).save(self._staging / "bm25")
         for vectors, name in ((self.dense, "vectors.faiss"), (self.sentences, "sentences.faiss")):
             with open(self._staging / name, "wb") as handle:
                 # Through a Python file object, so that a failed write raises OSError with its errno.
@@ -574,7 +576,7 @@ class IndexWriter:
         manifest = Manifest(
             format_version=FORMAT_VERSION, model=self.config.model, dimension=self.config.dimension,
             chunk_tokens=self.config.chunk_tokens, chunk_overlap=self.config.chunk_overlap,
-            documents=documents, chunks=len(rows), sentences=len(sentence_rows), generation=self.generation,
+            documents=documents, chunks=len(rows), sentences=sentences, generation=self.generation,
             created_at=self.created_at, updated_at=_now())
         (self._staging / "manifest.json").write_text(json.dumps(asdict(manifest), indent=2) + "\n")
         _fsync_tree(self._staging)
