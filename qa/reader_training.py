@@ -261,6 +261,7 @@ def train_reader(
     calibration_sample: int | None = None,
     check_sample: int = 600,
     threads: int = 2,
+    layers: int | None = None,
     progress: bool = True,
 ) -> dict:
     """Train, evaluate and calibrate the LoRA span reader; returns the report written to reader-training.json.
@@ -276,7 +277,7 @@ def train_reader(
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
-    from qa.span_model import SpanExtractor, inject_lora, load_qa_model, save_adapter
+    from qa.span_model import SpanExtractor, inject_lora, keep_layers, load_qa_model, save_adapter
 
     started = time.time()
     torch.set_num_threads(threads)
@@ -298,6 +299,8 @@ def train_reader(
     hf_logging.set_verbosity_error()  # the fresh QA head is reported as "missing"; that is expected
     # eager attention trains noticeably faster than sdpa on CPU
     model = AutoModelForQuestionAnswering.from_pretrained(base_path, attn_implementation="eager")
+    if layers is not None:
+        keep_layers(model, layers)
     inject_lora(model, rank=rank, alpha=alpha, train_layer_norms=True)
     trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     no_decay = [p for n, p in trainable if n.endswith("bias") or "LayerNorm" in n]
@@ -364,9 +367,11 @@ def train_reader(
         "epochs_completed": round(step / steps_per_epoch, 3),
         "time_budget_s": time_budget_s,
         "torch_threads": threads,
+        "layers": model.config.num_hidden_layers,
     }
     adapter_path = out / ADAPTER_FILE
-    save_adapter(model, str(adapter_path), BASE_MODEL_NAME, extra={"max_length": max_length, "stride": stride})
+    save_adapter(model, str(adapter_path), BASE_MODEL_NAME, extra={"max_length": max_length, "stride": stride,
+                                                                        "layers": model.config.num_hidden_layers})
     del model, optimizer
 
     # Evaluate exactly what ships: the fp16 adapter merged into a fresh base model.
@@ -454,6 +459,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--calibration-sample", type=int, default=None, help="fit calibration on a sample of questions")
     parser.add_argument("--check-sample", type=int, default=600, help="test questions used to check the calibration")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument("--layers", type=int, default=None,
+                        help="keep only the first N transformer layers (a faster reader; default: all)")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -475,6 +482,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         calibration_sample=args.calibration_sample,
         check_sample=args.check_sample,
         threads=args.threads,
+        layers=args.layers,
         progress=not args.no_progress,
     )
     json.dump(report, sys.stdout, indent=2)

@@ -54,9 +54,21 @@ def load_qa_model(base_path: str, adapter_path: str | None = None) -> tuple[PreT
             model = AutoModelForQuestionAnswering.from_pretrained(base_path)
         finally:
             hf_logging.set_verbosity(verbosity)
+        layers = read_adapter_metadata(adapter_path).get("layers")
+        if layers is not None:
+            keep_layers(model, int(layers))
         merge_adapter(model, adapter_path)
     model.eval()
     return tokenizer, model
+
+
+def keep_layers(model: PreTrainedModel, count: int) -> None:
+    """Drop all but the first ``count`` transformer layers: a shallower, faster reader."""
+    encoder = model.base_model.encoder
+    if not 1 <= count <= len(encoder.layer):
+        raise ValueError(f"the model has {len(encoder.layer)} layers; cannot keep {count}")
+    del encoder.layer[count:]
+    model.config.num_hidden_layers = count
 
 
 # --------------------------------------------------------------------------- LoRA
