@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import platform
 import resource
+import statistics
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from .datasets import load_squad
@@ -34,8 +36,9 @@ def peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def bench_index(corpus: Path, out: Path, limit: int | None = None) -> dict:
-    """Index ``corpus`` into a scratch directory, then encode the same chunks and sentences bare."""
+def bench_index(corpus: Path, out: Path, limit: int | None = None, writes: int = 5) -> dict:
+    """Index ``corpus`` into a scratch directory, time ``writes`` one-document commits into it,
+    then encode the same chunks and sentences bare."""
     settings = Settings()
     embedder = Embedder.from_settings(settings)
     embedder.encode(["warm up the model"])
@@ -53,6 +56,8 @@ def bench_index(corpus: Path, out: Path, limit: int | None = None) -> dict:
         started = time.perf_counter()
         write_documents(documents, settings, embedder, report=report, rebuild=True, progress=False)
         pipeline_s = time.perf_counter() - started + load_s
+        single_writes = [_one_document_write(settings, embedder, documents[n % len(documents)], n)
+                         for n in range(writes if documents else 0)]
 
     chunker = make_chunker(settings, embedder)
     chunked = [(d, chunker.split(d)) for d in documents]
@@ -71,6 +76,8 @@ def bench_index(corpus: Path, out: Path, limit: int | None = None) -> dict:
         "chunks_per_s": round(report.chunks_embedded / pipeline_s, 1),
         "bare_encode_s": round(bare_s, 3),
         "overhead_vs_bare_encode": round((pipeline_s - bare_s) / bare_s, 4),
+        "one_document_writes": single_writes,
+        "one_document_write_median_s": _median(single_writes, "total"),
         "peak_memory_mb": round(peak_memory_mb(), 1),
         "machine": f"{platform.machine()}, {__import__('os').cpu_count()} CPUs",
     }
@@ -83,7 +90,22 @@ def bench_index(corpus: Path, out: Path, limit: int | None = None) -> dict:
         ("chunks/s", f"{result['chunks_per_s']:.1f}"),
         ("bare model.encode, same texts (s)", f"{bare_s:.2f}"),
         ("pipeline overhead", f"{result['overhead_vs_bare_encode']:+.1%}"),
+        *[(f"one-document write, median of {len(single_writes)}: {stage} (s)", f"{_median(single_writes, stage):.2f}")
+          for stage in ("embed", "write", "total") if single_writes],
         ("peak memory (MB)", f"{result['peak_memory_mb']:.0f}"),
     ])
     write_json(out, result)
     return result
+
+
+def _one_document_write(settings: Settings, embedder: Embedder, document, number: int) -> dict[str, float]:
+    """Seconds to add one copy of ``document`` (under a new id) to the index: one API write."""
+    report = IndexReport()
+    started = time.perf_counter()
+    write_documents([replace(document, id=f"bench-write-{number}")], settings, embedder, report=report)
+    return {stage: round(value, 3) for stage, value in report.seconds.items()} | {
+        "total": round(time.perf_counter() - started, 3)}
+
+
+def _median(runs: list[dict[str, float]], stage: str) -> float | None:
+    return round(statistics.median(run.get(stage, 0.0) for run in runs), 3) if runs else None

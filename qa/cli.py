@@ -119,7 +119,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_bench_index(args: argparse.Namespace) -> int:
     from .bench import bench_index
 
-    bench_index(Path(args.corpus), Path(args.out), limit=args.limit)
+    if args.writes < 0:
+        raise InvalidInput("--writes must be 0 or more")
+    bench_index(Path(args.corpus), Path(args.out), limit=args.limit, writes=args.writes)
     return 0
 
 
@@ -265,6 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("corpus", help="a corpus folder/file, or a SQuAD JSON file (one document per paragraph)")
     b.add_argument("--out", default="bench-results/index.json")
     b.add_argument("--limit", type=int, help="only the first N documents")
+    b.add_argument("--writes", type=int, default=5, help="one-document commits timed after indexing")
     b.set_defaults(run=cmd_bench_index)
     b = bench.add_parser("load", help="concurrent clients against a real server on 127.0.0.1")
     _add_question_mix_arguments(b)
