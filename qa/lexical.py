@@ -76,7 +76,9 @@ class TokenTable:
                 table = cls(data["ids"], data["offsets"], data["word_ids"], data["vocab"])
         except (OSError, KeyError, ValueError, zipfile.BadZipFile):
             return None
-        return table if len(table.offsets) == len(table.ids) + 1 else None
+        consistent = (len(table.offsets) == len(table.ids) + 1 and table.offsets[-1] == len(table.word_ids)
+                      and int(table.word_ids.max(initial=-1)) < len(table.vocab))
+        return table if consistent else None
 
     def save(self, directory: Path) -> None:
         with open(directory / _TOKENS_FILE, "wb") as handle:

@@ -1,5 +1,7 @@
 """BM25 rebuilt from saved words equals BM25 built from scratch, and only new text is tokenized."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -60,6 +62,8 @@ def test_saved_words_round_trip_and_a_damaged_file_is_ignored(tmp_path):
     assert table is not None
     np.testing.assert_array_equal(table.ids, [1, 2])
     assert table.corpus() == index.tokens.corpus()
+    replace(table, offsets=table.offsets[:-1]).save(tmp_path)
+    assert TokenTable.load(tmp_path) is None
     (tmp_path / "tokens.npz").write_bytes(b"not a zip file")
     assert TokenTable.load(tmp_path) is None
     (tmp_path / "tokens.npz").unlink()
