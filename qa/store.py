@@ -80,8 +80,8 @@ class Manifest:
         data = json.loads(path.read_text(encoding="utf-8"))
         if data.get("format_version") not in _READABLE_FORMATS:
             raise IndexMismatch(
-                f"index format {data.get('format_version')} is not the supported {FORMAT_VERSION}; "
-                "rebuild it with `qa index --rebuild`")
+                f"index format {data.get('format_version')} is not one this version reads "
+                f"({', '.join(map(str, _READABLE_FORMATS))}); rebuild it with `qa index --rebuild`")
         return cls(**{k: data[k] for k in cls.__dataclass_fields__})
 
 
