@@ -14,6 +14,7 @@ from qa.span_model import (  # noqa: E402
     SpanExtractor,
     _trim_span,
     inject_lora,
+    keep_layers,
     load_qa_model,
     read_adapter_metadata,
     save_adapter,
@@ -129,3 +130,22 @@ def test_lora_save_and_merge_round_trip(tiny_model_dir, tmp_path):
         got = merged(**inputs)
     torch.testing.assert_close(got.start_logits, expected.start_logits, atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(got.end_logits, expected.end_logits, atol=1e-4, rtol=1e-4)
+
+
+def test_an_adapter_trained_on_fewer_layers_loads_as_that_shallower_model(tiny_model_dir, tmp_path):
+    tokenizer, model = load_qa_model(str(tiny_model_dir), None)
+    with pytest.raises(ValueError, match="cannot keep 3"):
+        keep_layers(model, 3)
+    keep_layers(model, 1)
+    inject_lora(model, rank=4, alpha=8.0)
+    path = tmp_path / "adapter.safetensors"
+    save_adapter(model, str(path), base_model="tiny-test", extra={"layers": 1})
+    model.eval()
+    inputs = tokenizer([QUESTION], PASSAGES[:1], return_tensors="pt")
+    with torch.no_grad():
+        expected = model(**inputs)
+    _, loaded = load_qa_model(str(tiny_model_dir), str(path))
+    assert len(loaded.base_model.encoder.layer) == loaded.config.num_hidden_layers == 1
+    with torch.no_grad():
+        got = loaded(**inputs)
+    torch.testing.assert_close(got.start_logits, expected.start_logits, atol=1e-4, rtol=1e-4)
