@@ -61,7 +61,7 @@ def bench_index(corpus: Path, out: Path, limit: int | None = None, writes: int =
 
     chunker = make_chunker(settings, embedder)
     chunked = [(d, chunker.split(d)) for d in documents]
-    texts, sentence_texts = texts_to_embed(chunked, [chunk_sentences(chunks) for _, chunks in chunked])
+    texts, sentence_texts = texts_to_embed(chunked, [chunk_sentences(chunks, settings) for _, chunks in chunked])
     started = time.perf_counter()
     embedder.encode(texts + sentence_texts)
     bare_s = time.perf_counter() - started
@@ -71,6 +71,7 @@ def bench_index(corpus: Path, out: Path, limit: int | None = None, writes: int =
         "corpus": str(corpus), "documents": len(documents), "chunks": report.chunks_embedded,
         "sentences": report.sentences_embedded,
         "model": settings.model, "chunk_tokens": settings.chunk_tokens,
+        "sentence_vectors": settings.sentence_vectors,
         "seconds": {k: round(v, 3) for k, v in seconds.items()} | {"total": round(pipeline_s, 3)},
         "documents_per_s": round(len(documents) / pipeline_s, 1),
         "chunks_per_s": round(report.chunks_embedded / pipeline_s, 1),

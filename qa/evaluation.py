@@ -78,7 +78,7 @@ def cached_index_dir(qset: QuestionSet, settings: Settings) -> Path:
     """Indexes of bundled corpora are cached by the corpus content and the index settings."""
     digest = hashlib.sha256()
     for key in (FORMAT_VERSION, settings.model, resolve_precision(settings.precision),
-                settings.chunk_tokens, settings.chunk_overlap):
+                settings.chunk_tokens, settings.chunk_overlap, settings.sentence_vectors):
         digest.update(str(key).encode())
     for doc in qset.documents:
         digest.update(doc.content_hash.encode())

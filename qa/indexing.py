@@ -34,7 +34,8 @@ class IndexReport:
 
 
 def index_config(settings: Settings, embedder: Embedder) -> IndexConfig:
-    return IndexConfig(settings.model, embedder.dimension, settings.chunk_tokens, settings.chunk_overlap)
+    return IndexConfig(settings.model, embedder.dimension, settings.chunk_tokens, settings.chunk_overlap,
+                       settings.sentence_vectors)
 
 
 def make_chunker(settings: Settings, embedder: Embedder) -> Chunker:
@@ -94,7 +95,7 @@ def write_documents(documents: Sequence[Document], settings: Settings, embedder:
         chunked = [(doc, chunker.split(doc)) for doc in changed]
         clock.add("chunk", started)
 
-        sentences = [chunk_sentences(chunks) for _, chunks in chunked]
+        sentences = [chunk_sentences(chunks, settings) for _, chunks in chunked]
         texts, sentence_texts = texts_to_embed(chunked, sentences)
         log(f"embedding {len(texts)} chunks and {len(sentence_texts)} sentences "
             f"of {len(changed)} documents")
@@ -125,8 +126,11 @@ def texts_to_embed(chunked: Sequence[tuple[Document, Sequence[Chunk]]],
     return texts, sentence_texts
 
 
-def chunk_sentences(chunks: Sequence[Chunk]) -> list[IndexedSentence]:
+def chunk_sentences(chunks: Sequence[Chunk], settings: Settings) -> list[IndexedSentence]:
     """Every sentence of every chunk: each gets its own vector, for matching a question to the
-    one sentence that answers it (a chunk's vector blurs several topics)."""
+    one sentence that answers it (a chunk's vector blurs several topics). None when the index
+    is built without sentence vectors."""
+    if not settings.sentence_vectors:
+        return []
     return [IndexedSentence(number, start, end)
             for number, chunk in enumerate(chunks) for start, end in sentence_spans(chunk.text)]

@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Literal
 
@@ -63,12 +63,17 @@ class FusionConfig:
         rest = 1 - self.dense_weight - self.sentence_weight - self.sentence_lexical_weight
         return self.dense_weight, self.sentence_weight, rest, self.sentence_lexical_weight
 
+    def without_sentence_vectors(self) -> FusionConfig:
+        """For an index built without sentence vectors: their weight goes to the chunk vectors."""
+        return replace(self, dense_weight=self.dense_weight + self.sentence_weight, sentence_weight=0.0)
+
 
 class Retriever:
     def __init__(self, index: IndexReader, embedder: Embedder, fusion: FusionConfig):
         self.index = index
         self.embedder = embedder
-        self.fusion = fusion
+        self.with_sentences = index.manifest.sentence_vectors
+        self.fusion = fusion if self.with_sentences else fusion.without_sentence_vectors()
 
     def search(self, question: str, top_k: int, filters: Filters = Filters(),
                mode: Mode = "hybrid") -> list[Hit]:
@@ -142,7 +147,7 @@ class Retriever:
             return [(i, s, (0.0, 0.0, s, 0.0)) for i, s in lexical_top.items()]
 
         # Several sentences of one chunk may rank high: look deeper to reach ``n`` chunks.
-        sentence = self._sentence_top(query, allowed, 4 * n)
+        sentence = self._sentence_top(query, allowed, 4 * n) if self.with_sentences else {}
         sentence_lexical_top = self._top_of(sentence_lexical, n) if sentence_lexical is not None else {}
         union = list(dict.fromkeys([*dense, *lexical_top, *list(sentence)[:n], *sentence_lexical_top]))
         rows = [self.index.chunk_row(i) for i in union]
@@ -154,8 +159,8 @@ class Retriever:
                    sentence_lexical[rows].astype(np.float64) if sentence_lexical is not None
                    else np.zeros(len(union)))
         if self.fusion.method == "rrf":
-            used = signals if sentence_lexical is not None else signals[:3]
-            fused = sum(_rrf(scores, self.fusion.rrf_k) for scores in used)
+            used = (True, self.with_sentences, True, sentence_lexical is not None)
+            fused = sum(_rrf(scores, self.fusion.rrf_k) for scores, on in zip(signals, used) if on)
         else:
             fused = sum(w * _min_max(scores) for w, scores in zip(self.fusion.weights, signals))
         order = np.argsort(-fused, kind="stable")

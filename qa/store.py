@@ -74,6 +74,7 @@ class Manifest:
     generation: int
     created_at: str
     updated_at: str
+    sentence_vectors: bool = True  # absent from manifests written before it was a choice
 
     @classmethod
     def read(cls, path: Path) -> Manifest:
@@ -82,7 +83,7 @@ class Manifest:
             raise IndexMismatch(
                 f"index format {data.get('format_version')} is not one this version reads "
                 f"({', '.join(map(str, _READABLE_FORMATS))}); rebuild it with `qa index --rebuild`")
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__})
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,7 @@ class IndexConfig:
     dimension: int
     chunk_tokens: int
     chunk_overlap: int
+    sentence_vectors: bool = True
 
 
 @dataclass(frozen=True)
@@ -355,7 +357,8 @@ class IndexReader:
 
 
 def check_compatible(manifest: Manifest, expect: IndexConfig) -> None:
-    built = IndexConfig(manifest.model, manifest.dimension, manifest.chunk_tokens, manifest.chunk_overlap)
+    built = IndexConfig(manifest.model, manifest.dimension, manifest.chunk_tokens, manifest.chunk_overlap,
+                        manifest.sentence_vectors)
     if built.model != expect.model or built.dimension != expect.dimension:
         raise IndexMismatch(
             f"the index was built with model {built.model!r} ({built.dimension} dimensions) but "
@@ -365,6 +368,11 @@ def check_compatible(manifest: Manifest, expect: IndexConfig) -> None:
         raise IndexMismatch(
             f"the index was built with chunks of {built.chunk_tokens}/{built.chunk_overlap} tokens "
             f"but {expect.chunk_tokens}/{expect.chunk_overlap} are configured; "
+            "rebuild it with `qa index --rebuild`")
+    if built.sentence_vectors != expect.sentence_vectors:
+        raise IndexMismatch(
+            f"the index was built {'with' if built.sentence_vectors else 'without'} sentence vectors but "
+            f"QA_SENTENCE_VECTORS={str(expect.sentence_vectors).lower()} is configured; "
             "rebuild it with `qa index --rebuild`")
 
 
@@ -577,7 +585,7 @@ class IndexWriter:
             format_version=FORMAT_VERSION, model=self.config.model, dimension=self.config.dimension,
             chunk_tokens=self.config.chunk_tokens, chunk_overlap=self.config.chunk_overlap,
             documents=documents, chunks=len(rows), sentences=sentences, generation=self.generation,
-            created_at=self.created_at, updated_at=_now())
+            created_at=self.created_at, updated_at=_now(), sentence_vectors=self.config.sentence_vectors)
         (self._staging / "manifest.json").write_text(json.dumps(asdict(manifest), indent=2) + "\n")
         _fsync_tree(self._staging)
         final = _generation_dir(self.index_dir, self.generation)

@@ -4,13 +4,14 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from qa.errors import IndexCorrupt
+from qa.errors import IndexCorrupt, IndexMismatch
 from qa.indexing import index_corpus
 from qa.pipeline import Pipeline
 from qa.sentences import sentence_spans
 from qa.settings import Settings
 from qa.store import IndexReader, indexed_text
 
+from .conftest import DEMO_CORPUS
 from .test_indexing import _write_corpus
 
 SENTENCE_BM25_ON = {"dense_weight": 0.2, "sentence_weight": 0.3, "sentence_lexical_weight": 0.3}
@@ -128,3 +129,25 @@ def test_sentence_bm25_is_left_out_unless_weighted(demo_index, embedder, fusion)
 def test_fusion_weights_must_leave_room_for_bm25(tmp_path):
     with pytest.raises(ValidationError, match="at most 1"):
         Settings(index_dir=tmp_path, dense_weight=0.5, sentence_weight=0.3, sentence_lexical_weight=0.3)
+
+
+@pytest.mark.parametrize("fusion", ["convex", "rrf"])
+def test_an_index_without_sentence_vectors_answers_from_two_signals(tmp_path, embedder, demo_index, fusion):
+    settings = Settings(index_dir=tmp_path / "index", sentence_vectors=False, fusion=fusion)
+    report = index_corpus(DEMO_CORPUS, settings, embedder)
+    assert report.sentences_embedded == 0 and report.chunks_embedded > 0
+    assert report.manifest.sentences == 0 and report.manifest.sentence_vectors is False
+    pipeline = Pipeline(settings, embedder=embedder)
+    pipeline.index.verify()
+    retriever = pipeline.retriever()
+    if fusion == "convex":  # the sentence vectors' weight goes to the chunk vectors
+        assert retriever.fusion.weights[:3] == pytest.approx((0.6, 0.0, 0.4))
+    question = "Which city hosted the NATO summit?"
+    hits = pipeline.search(question, top_k=3)
+    assert len(hits) == 3 and all(hit.sentence_score == 0.0 for hit in hits)
+    assert [hit.score for hit in hits] == sorted((hit.score for hit in hits), reverse=True)
+    with_sentences = Pipeline(demo_index.model_copy(update={"fusion": fusion}), embedder=embedder)
+    assert hits[0].chunk.doc_id == with_sentences.search(question, top_k=1)[0].chunk.doc_id
+
+    with pytest.raises(IndexMismatch, match="without sentence vectors"):
+        Pipeline(settings.model_copy(update={"sentence_vectors": True}), embedder=embedder).index
