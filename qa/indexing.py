@@ -128,8 +128,8 @@ def texts_to_embed(chunked: Sequence[tuple[Document, Sequence[Chunk]]],
 
 def chunk_sentences(chunks: Sequence[Chunk], settings: Settings) -> list[IndexedSentence]:
     """Every sentence of every chunk: each gets its own vector, for matching a question to the
-    one sentence that answers it (a chunk's vector blurs several topics). None when the index
-    is built without sentence vectors."""
+    one sentence that answers it (a chunk's vector blurs several topics). An empty list when
+    the index is built without sentence vectors."""
     if not settings.sentence_vectors:
         return []
     return [IndexedSentence(number, start, end)

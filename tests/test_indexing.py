@@ -126,6 +126,7 @@ def test_cli_index_and_stats(tmp_path):
     assert stats.returncode == 0, stats.stderr
     data = json.loads(stats.stdout)
     assert data["documents"] == 2 and data["chunks"] == 2 and data["size_on_disk_bytes"] > 0
+    assert data["sentences"] == 2 and data["sentence_vectors"] is True
     missing = run("stats", "--index", str(tmp_path / "none"))
     assert missing.returncode == 2 and missing.stderr.startswith("qa: error: no index")
     assert "Traceback" not in missing.stderr
