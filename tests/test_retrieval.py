@@ -1,4 +1,4 @@
-"""Sentence vectors and sentence BM25 in the index, and the four-signal fusion that uses them."""
+"""Sentence vectors in the index, the sentence BM25 built from its rows, and the fusion of the signals."""
 
 import numpy as np
 import pytest
