@@ -61,7 +61,8 @@ def bench_index(corpus: Path, out: Path, limit: int | None = None, writes: int =
 
     chunker = make_chunker(settings, embedder)
     chunked = [(d, chunker.split(d)) for d in documents]
-    texts, sentence_texts = texts_to_embed(chunked, [chunk_sentences(chunks, settings) for _, chunks in chunked])
+    sentences = [chunk_sentences(chunks, settings) for _, chunks in chunked]
+    texts, sentence_texts = texts_to_embed(chunked, sentences)
     started = time.perf_counter()
     embedder.encode(texts + sentence_texts)
     bare_s = time.perf_counter() - started

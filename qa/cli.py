@@ -70,7 +70,8 @@ def cmd_stats(args: argparse.Namespace) -> int:
         m = index.manifest
         stats = {
             "index": str(settings.index_dir), "documents": m.documents, "chunks": m.chunks,
-            "sentences": m.sentences, "sentence_vectors": m.sentence_vectors, "model": m.model, "dimension": m.dimension,
+            "sentences": m.sentences, "sentence_vectors": m.sentence_vectors,
+            "model": m.model, "dimension": m.dimension,
             "chunking": f"{m.chunk_tokens} tokens, {m.chunk_overlap} overlap",
             "size_on_disk_bytes": index.size_on_disk(), "generation": m.generation,
             "created": m.created_at, "last_updated": m.updated_at,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import zipfile
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -111,7 +112,8 @@ class LexicalIndex:
         bm25 = bm25s.BM25(k1=0.9, b=0.4)
         if len(tokens.ids):
             # Without a single word the mean item length is 0, and bm25s warns as it divides by it.
-            with np.errstate(invalid="ignore" if len(tokens.word_ids) == 0 else "warn"):
+            quiet = np.errstate(invalid="ignore") if len(tokens.word_ids) == 0 else contextlib.nullcontext()
+            with quiet:
                 bm25.index(tokens.corpus(), show_progress=False)
         return cls(bm25, tokens.ids, tokens)
 
