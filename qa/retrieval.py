@@ -15,6 +15,7 @@ from typing import Literal
 
 import numpy as np
 
+from . import vectors
 from .embedding import Embedder
 from .errors import InvalidInput
 from .store import IndexReader, StoredChunk
@@ -118,14 +119,14 @@ class Retriever:
         return best if mask is None else best * mask
 
     def _dense_top(self, query: np.ndarray, allowed: np.ndarray | None, n: int) -> dict[int, float]:
-        scores, ids = _search(self.index.dense, query, allowed, n)
+        scores, ids = vectors.search(self.index.dense, query, n, allowed)
         return {int(i): float(s) for i, s in zip(ids, scores)}
 
     def _sentence_top(self, query: np.ndarray, allowed: np.ndarray | None, n: int) -> dict[int, float]:
         """Chunk id -> its best sentence's score, for the chunks of the ``n`` best sentences."""
         if allowed is not None:
             allowed = self.index.sentence_ids_of_chunks(allowed)
-        scores, ids = _search(self.index.sentences, query, allowed, n)
+        scores, ids = vectors.search(self.index.sentences, query, n, allowed)
         best: dict[int, float] = {}
         for chunk_id, score in zip(self.index.chunk_of_sentences(ids).tolist(), scores.tolist()):
             best.setdefault(chunk_id, score)  # FAISS returns the best first
@@ -169,18 +170,6 @@ class Retriever:
 
     def _cosine(self, query: np.ndarray, chunk_id: int) -> float:
         return float(self.index.dense.reconstruct(chunk_id) @ query)
-
-
-def _search(vectors, query: np.ndarray, allowed: np.ndarray | None, n: int):
-    """(scores, ids) of the ``n`` nearest vectors, only among ``allowed`` ids when given."""
-    import faiss
-
-    params = None
-    if allowed is not None:
-        params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(allowed))
-    scores, ids = vectors.search(query[None, :], min(n, max(vectors.ntotal, 1)), params=params)
-    keep = ids[0] >= 0
-    return scores[0][keep], ids[0][keep]
 
 
 def _top_rows(scores: np.ndarray, n: int) -> np.ndarray:

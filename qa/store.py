@@ -34,6 +34,7 @@ from .chunking import Chunk
 from .documents import Document, parse_date
 from .errors import (IndexBusy, IndexCorrupt, IndexFull, IndexMismatch, IndexMissing, IndexReadOnly,
                      IndexWriteFailed, UnknownDocument)
+from . import vectors
 from .lexical import LexicalIndex, TokenTable
 
 # 2: sentence vectors beside the chunk vectors; 3: BM25 over sentences too; 4: that BM25 is
@@ -185,12 +186,10 @@ class IndexReader:
     """A read-only view of one committed generation, safe to share between threads."""
 
     def __init__(self, directory: Path, manifest: Manifest):
-        import faiss
-
         self.directory = directory
         self.manifest = manifest
-        self.dense = faiss.read_index(str(directory / "vectors.faiss"))
-        self.sentences = faiss.read_index(str(directory / "sentences.faiss"))
+        self.dense = vectors.read(directory / "vectors.faiss")
+        self.sentences = vectors.read(directory / "sentences.faiss")
         self.lexical = LexicalIndex.load(directory / "bm25")
         uri = f"file:{directory / 'store.sqlite'}?mode=ro&immutable=1"
         self._db = sqlite3.connect(uri, uri=True, check_same_thread=False)
@@ -476,8 +475,6 @@ class IndexWriter:
             self._lock_file = None
 
     def _prepare(self) -> None:
-        import faiss
-
         self.previous = committed_generation(self.index_dir)
         # A crashed writer may have left a staged or renamed-but-never-committed generation.
         for path in self.index_dir.glob("gen-*"):
@@ -497,16 +494,16 @@ class IndexWriter:
             with contextlib.closing(committed) as old:  # closed even when the copy fails
                 self.db = sqlite3.connect(db_path)
                 old.backup(self.db)
-            self.dense = faiss.read_index(str(source / "vectors.faiss"))
-            self.sentences = faiss.read_index(str(source / "sentences.faiss"))
+            self.dense = vectors.read(source / "vectors.faiss")
+            self.sentences = vectors.read(source / "sentences.faiss")
             # Words of the chunks indexed before, so that a commit tokenizes only what it writes.
             self._previous_words = TokenTable.load(source / "bm25")
         else:
             self.db = sqlite3.connect(db_path)
             self.db.executescript(_SCHEMA)
             self._previous_words = None
-            self.dense = faiss.IndexIDMap2(faiss.IndexFlatIP(self.config.dimension))
-            self.sentences = faiss.IndexIDMap2(faiss.IndexFlatIP(self.config.dimension))
+            self.dense = vectors.empty(self.config.dimension)
+            self.sentences = vectors.empty(self.config.dimension)
         self.db.execute("PRAGMA foreign_keys = ON")
         # Ids written now may be those of rows deleted now: their words are never reused.
         self._written_chunks: set[int] = set()
@@ -577,10 +574,10 @@ class IndexWriter:
         self.db.close()
         LexicalIndex.build([indexed_text(title, text) for _, title, text in rows], [r[0] for r in rows],
                            self._previous_words, self._written_chunks).save(self._staging / "bm25")
-        for vectors, name in ((self.dense, "vectors.faiss"), (self.sentences, "sentences.faiss")):
+        for vector_index, name in ((self.dense, "vectors.faiss"), (self.sentences, "sentences.faiss")):
             with open(self._staging / name, "wb") as handle:
                 # Through a Python file object, so that a failed write raises OSError with its errno.
-                faiss.write_index(vectors, faiss.PyCallbackIOWriter(handle.write))
+                faiss.write_index(vector_index, faiss.PyCallbackIOWriter(handle.write))
         manifest = Manifest(
             format_version=FORMAT_VERSION, model=self.config.model, dimension=self.config.dimension,
             chunk_tokens=self.config.chunk_tokens, chunk_overlap=self.config.chunk_overlap,
