@@ -224,7 +224,9 @@ class IndexReader:
                 # Sentences without the title: on SQuAD train articles the title only added noise here.
                 rows = self._query('SELECT s.id, substr(c.text, s.start + 1, s."end" - s.start) FROM sentences s '
                                    "JOIN chunks c ON c.id = s.chunk_id ORDER BY s.id")
-                self._sentence_lexical = LexicalIndex.build([text for _, text in rows], [i for i, _ in rows])
+                built = LexicalIndex.build([text for _, text in rows], [i for i, _ in rows])
+                built.tokens = None  # only a saved index needs its words, and this one is not saved
+                self._sentence_lexical = built
             return self._sentence_lexical
 
     @classmethod
