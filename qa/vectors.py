@@ -2,9 +2,8 @@
 
 Vectors are kept as float16 copies and searched exhaustively. They are unit length, so float16
 keeps every component to about three significant digits (scores move by about 1e-4) at half
-the memory, and FAISS scans float16 codes faster than its float32 flat index scans one
-question (README, "Speed"). Indexes written before this (float32 ``IndexFlatIP``) are
-converted when read.
+the memory, and the search is no slower (README, "Speed"). Indexes written before this
+(float32 ``IndexFlatIP``) are converted when read.
 """
 
 from __future__ import annotations
