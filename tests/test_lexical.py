@@ -1,13 +1,16 @@
 """BM25 rebuilt from saved words equals BM25 built from scratch, and only new text is tokenized."""
 
 from dataclasses import replace
+from pathlib import Path
 
+import bm25s
 import numpy as np
 import pytest
 
 import qa.lexical as lexical
 from qa.lexical import LexicalIndex, TokenTable
 
+DEMO_CORPUS = Path(__file__).parent.parent / "corpus"
 QUERIES = ["grain trucks reached Kyiv", "the summit in Vilnius", "ottawa talks", "nothing matches zebra"]
 
 
@@ -61,10 +64,34 @@ def test_saved_words_round_trip_and_a_damaged_file_is_ignored(tmp_path):
     table = TokenTable.load(tmp_path)
     assert table is not None
     np.testing.assert_array_equal(table.ids, [1, 2])
-    assert table.corpus() == index.tokens.corpus()
+    for name in ("ids", "offsets", "word_ids", "vocab"):
+        np.testing.assert_array_equal(getattr(table, name), getattr(index.tokens, name))
     replace(table, offsets=table.offsets[:-1]).save(tmp_path)
     assert TokenTable.load(tmp_path) is None
     (tmp_path / "tokens.npz").write_bytes(b"not a zip file")
     assert TokenTable.load(tmp_path) is None
     (tmp_path / "tokens.npz").unlink()
     assert TokenTable.load(tmp_path) is None
+
+
+def test_the_matrix_built_over_arrays_is_bm25s_own(tmp_path):
+    """The commit builds BM25's matrix itself (qa/lexical.py); bm25s's loop must agree with it."""
+    texts = [path.read_text(encoding="utf-8") for path in sorted(DEMO_CORPUS.glob("*.txt"))]
+    texts += ["To be or not to be.", "Kyiv, Kyiv and Kyiv again."]  # an item without words; repeats
+    index = LexicalIndex.build(texts, list(range(100, 100 + len(texts))))
+    table = index.tokens
+    items = [piece.tolist() for piece in np.split(table.word_ids, table.offsets[1:-1])]
+    reference = bm25s.BM25(k1=0.9, b=0.4)
+    reference.index((items, table.vocabulary()), show_progress=False)
+
+    mine = index._bm25.scores
+    np.testing.assert_array_equal(mine["indptr"], reference.scores["indptr"])
+    np.testing.assert_array_equal(mine["indices"], reference.scores["indices"])
+    np.testing.assert_allclose(mine["data"], reference.scores["data"], rtol=1e-6)
+    assert mine["num_docs"] == reference.scores["num_docs"] == len(texts)
+    assert index._bm25.vocab_dict == reference.vocab_dict
+    index.save(tmp_path)  # and bm25s reads it back as its own
+    again = LexicalIndex.load(tmp_path)
+    for query in QUERIES + ["Kyiv"]:
+        np.testing.assert_allclose(again.scores(query), reference.get_scores(index.tokenize_query(query) or [""]),
+                                   rtol=1e-6)
