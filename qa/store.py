@@ -322,11 +322,9 @@ class IndexReader:
         return self._query("SELECT MAX(indexed_at) FROM documents")[0][0]
 
     def verify(self) -> None:
-        """Full consistency check: vectors, chunk and sentence rows, both BM25s and manifest agree."""
-        import faiss
-
-        dense_ids = set(faiss.vector_to_array(self.dense.id_map).tolist())
-        sentence_vector_ids = set(faiss.vector_to_array(self.sentences.id_map).tolist())
+        """Full consistency check: vectors, chunk and sentence rows, BM25 and manifest agree."""
+        dense_ids = set(vectors.ids(self.dense).tolist())
+        sentence_vector_ids = set(vectors.ids(self.sentences).tolist())
         chunk_ids = {r[0] for r in self._query("SELECT id FROM chunks")}
         lexical_ids = set(self.lexical.ids.tolist())
         documents = self._query("SELECT COUNT(*) FROM documents")[0][0]
@@ -565,8 +563,6 @@ class IndexWriter:
     @_reports_disk_errors
     def _write_generation(self) -> Manifest:
         """Everything up to and including the commit point; a failure leaves no trace (see __exit__)."""
-        import faiss
-
         assert self._staging is not None, "commit() outside the context manager"
         self.db.commit()
         rows = self.db.execute("SELECT c.id, d.title, c.text FROM chunks c JOIN documents d "
@@ -576,10 +572,8 @@ class IndexWriter:
         self.db.close()
         LexicalIndex.build([indexed_text(title, text) for _, title, text in rows], [r[0] for r in rows],
                            self._previous_words, self._written_chunks).save(self._staging / "bm25")
-        for vector_index, name in ((self.dense, "vectors.faiss"), (self.sentences, "sentences.faiss")):
-            with open(self._staging / name, "wb") as handle:
-                # Through a Python file object, so that a failed write raises OSError with its errno.
-                faiss.write_index(vector_index, faiss.PyCallbackIOWriter(handle.write))
+        vectors.write(self.dense, self._staging / "vectors.faiss")
+        vectors.write(self.sentences, self._staging / "sentences.faiss")
         manifest = Manifest(
             format_version=FORMAT_VERSION, model=self.config.model, dimension=self.config.dimension,
             chunk_tokens=self.config.chunk_tokens, chunk_overlap=self.config.chunk_overlap,

@@ -40,9 +40,20 @@ def read(path: Path):
         return index
     converted = empty(index.d)
     if index.ntotal:
-        ids = faiss.vector_to_array(index.id_map).astype(np.int64)
-        converted.add_with_ids(index.index.reconstruct_n(0, index.ntotal), ids)
+        converted.add_with_ids(index.index.reconstruct_n(0, index.ntotal), ids(index))
     return converted
+
+
+def write(index, path: Path) -> None:
+    faiss = _faiss()
+    with open(path, "wb") as handle:
+        # Through a Python file object, so that a failed write raises OSError with its errno.
+        faiss.write_index(index, faiss.PyCallbackIOWriter(handle.write))
+
+
+def ids(index) -> np.ndarray:
+    """The ids of the stored vectors, in storage order."""
+    return _faiss().vector_to_array(index.id_map).astype(np.int64)
 
 
 def search(index, query: np.ndarray, n: int, allowed: np.ndarray | None = None):

@@ -39,7 +39,7 @@ def test_an_older_float32_index_is_read_as_float16_with_its_ids(tmp_path):
     index = vectors.read(tmp_path / "old.faiss")
 
     assert isinstance(faiss.downcast_index(index.index), faiss.IndexScalarQuantizer)
-    assert faiss.vector_to_array(index.id_map).tolist() == faiss.vector_to_array(old.id_map).tolist()
+    assert vectors.ids(index).tolist() == faiss.vector_to_array(old.id_map).tolist()
     assert np.allclose(index.reconstruct(1299), data[299], atol=1e-3)
     query = data[42:43]
     assert index.search(query, 1)[1][0, 0] == 1042
