@@ -118,7 +118,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_index(args: argparse.Namespace) -> int:
-    from .bench import bench_index
+    from .bench.indexing import bench_index
 
     if args.writes < 0:
         raise InvalidInput("--writes must be 0 or more")
@@ -127,8 +127,8 @@ def cmd_bench_index(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from .eval_report import references_for, table, write_outputs
-    from .evaluation import (RunConfig, cached_index_dir, choose_questions, evaluate,
+    from .eval.report import references_for, table, write_outputs
+    from .eval.runner import (RunConfig, cached_index_dir, choose_questions, evaluate,
                              load_question_set)
     from .indexing import write_documents
     from .pipeline import Pipeline
@@ -170,7 +170,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _question_mix(args: argparse.Namespace):
-    from .load_bench import DEFAULT_SQUAD, question_mix
+    from .bench.load import DEFAULT_SQUAD, question_mix
 
     files = [Path(path) for path in args.questions] or [Path(args.corpus) / "questions.jsonl"]
     squad = Path(args.squad) if args.squad else (DEFAULT_SQUAD if DEFAULT_SQUAD.is_file() else None)
@@ -178,7 +178,7 @@ def _question_mix(args: argparse.Namespace):
 
 
 def cmd_bench_load(args: argparse.Namespace) -> int:
-    from .load_bench import bench_load
+    from .bench.load import bench_load
 
     settings = _settings(args)
     bench_load(settings.index_dir, Path(args.corpus), _question_mix(args), Path(args.out),
@@ -188,7 +188,7 @@ def cmd_bench_load(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_soak(args: argparse.Namespace) -> int:
-    from .soak import SoakConfig, run_soak
+    from .bench.soak import SoakConfig, run_soak
 
     if args.clients < 1 or args.duration <= 0 or args.warm_up < 0 or not 0 <= args.write_fraction <= 1:
         raise InvalidInput("--clients must be at least 1, --duration positive, --warm-up not negative, "

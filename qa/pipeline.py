@@ -12,7 +12,7 @@ from .documents import Document
 from .embedding import Embedder
 from .errors import CitationMismatch, InvalidInput
 from .indexing import index_config
-from .metrics import normalize_answer
+from .answer_text import normalize_answer
 from .reading import ExtractiveReader, Reader, SpanGuess
 from .retrieval import Filters, FusionConfig, Hit, Mode, Retriever
 from .sentences import sentence_bounds

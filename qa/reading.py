@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
-import math
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, Sequence
 
+from .calibration import sigmoid
 from .embedding import resolve_model_path
 from .errors import ReaderUnavailable
 from .precision import Precision, torch_dtype
 from .settings import DEFAULT_MODEL, Settings
+from .span_model import ADAPTER_FILE, CALIBRATION_FILE, REPORT_FILE
 
 WEIGHTS = Path(__file__).parent / "weights"
-DEFAULT_ADAPTER = WEIGHTS / "reader-adapter.safetensors"
-DEFAULT_CALIBRATION = WEIGHTS / "reader-calibration.json"
 
 
 @dataclass(frozen=True)
@@ -46,21 +46,47 @@ class Calibration:
         return cls(float(data["a"]), float(data["b"]))
 
     def __call__(self, margin: float) -> float:
-        z = self.a * margin + self.b
-        return 1.0 / (1.0 + math.exp(-z)) if z > -700 else 0.0
+        return sigmoid(self.a * margin + self.b)
+
+
+def shipped_readers() -> list[str]:
+    """Names of the readers in ``qa/weights`` (each a folder of adapter, calibration and training report)."""
+    return sorted(p.parent.name for p in WEIGHTS.glob(f"*/{REPORT_FILE}"))
+
+
+def verified_weights(name: str) -> Path:
+    """The folder of shipped reader ``name``, after checking its files against the hashes its report records.
+
+    A weight file that was truncated or replaced would otherwise load and answer wrongly without a word.
+    """
+    folder = WEIGHTS / name
+    report_path = folder / REPORT_FILE
+    if not report_path.is_file():
+        raise ReaderUnavailable(f"no shipped reader named {name!r} (shipped: {', '.join(shipped_readers()) or 'none'})")
+    recorded = json.loads(report_path.read_text(encoding="utf-8")).get("files", {})
+    for file_name in (ADAPTER_FILE, CALIBRATION_FILE):
+        path = folder / file_name
+        if not path.is_file():
+            raise ReaderUnavailable(f"{path} is missing; reinstall, or train it with `python -m qa.training`")
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        if digest != recorded.get(file_name):
+            raise ReaderUnavailable(f"{path} does not match the sha256 recorded in {report_path}; "
+                                    "the file is damaged or was replaced, reinstall it")
+    return folder
 
 
 class ExtractiveReader:
     """A Hugging Face extractive-QA model (ours: MiniLM with a trained adapter), loaded on first use.
 
-    ``model_dir=None`` means the project's reader: the shipped all-MiniLM-L6-v2 plus the
-    adapter and calibration in ``qa/weights``. A user's own QA model directory has no fitted
+    ``model_dir=None`` means one of the project's readers: the shipped all-MiniLM-L6-v2 plus the
+    adapter and calibration in ``qa/weights/<shipped>``. A user's own QA model directory has no fitted
     calibration, so its confidence is the logistic of the raw margin.
     """
 
-    def __init__(self, model_dir: str | None = None, *, quantize: bool = False, torch_threads: int = 0,
-                 precision: Precision = "auto"):
+    def __init__(self, model_dir: str | None = None, *, shipped: str = "previous", quantize: bool = False,
+                 torch_threads: int = 0, precision: Precision = "auto"):
         self.model_dir = model_dir
+        self.shipped = shipped
         self.quantize = quantize
         self.torch_threads = torch_threads
         self.precision = precision
@@ -70,7 +96,7 @@ class ExtractiveReader:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ExtractiveReader:
-        return cls(settings.reader_model, quantize=settings.reader_int8,
+        return cls(settings.reader_model, shipped=settings.reader, quantize=settings.reader_int8,
                    torch_threads=settings.torch_threads, precision=settings.precision)
 
     @property
@@ -93,11 +119,9 @@ class ExtractiveReader:
                 raise ReaderUnavailable(f"reader model directory {directory} does not exist")
             tokenizer, model = load_qa_model(str(directory))
         else:
-            if not DEFAULT_ADAPTER.is_file() or not DEFAULT_CALIBRATION.is_file():
-                raise ReaderUnavailable(f"the reader weights are missing from {WEIGHTS}; reinstall, "
-                                        "or train them with `python -m qa.reader_training`")
-            self.calibration = Calibration.load(DEFAULT_CALIBRATION)
-            tokenizer, model = load_qa_model(resolve_model_path(DEFAULT_MODEL), str(DEFAULT_ADAPTER))
+            folder = verified_weights(self.shipped)
+            self.calibration = Calibration.load(folder / CALIBRATION_FILE)
+            tokenizer, model = load_qa_model(resolve_model_path(DEFAULT_MODEL), str(folder / ADAPTER_FILE))
         # int8 weights replace the float type: quantisation works on float32 linears.
         model = _quantized(model) if self.quantize else model.to(torch_dtype(self.precision))
         return SpanExtractor(tokenizer, model)

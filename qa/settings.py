@@ -53,6 +53,8 @@ class Settings(BaseSettings):
     rrf_k: int = Field(60, ge=1)
 
     # Reading.
+    # Which shipped reader (a folder under qa/weights) reads; reader_model replaces it with one of your own.
+    reader: str = "previous"
     reader_model: str | None = None  # a local Hugging Face extractive-QA model directory
     reader_passages: int = Field(3, ge=1, le=20)
     # Read the best passage alone first and stop there when its answer clears abstain_below;

@@ -16,6 +16,11 @@ if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerFast
 
 ADAPTER_FORMAT = "qa-span-lora-v1"
+BASE_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+# The files a trained reader is made of (qa/weights holds the shipped ones).
+ADAPTER_FILE = "reader-adapter.safetensors"
+CALIBRATION_FILE = "reader-calibration.json"
+REPORT_FILE = "reader-training.json"
 # Module-name suffixes of the BERT encoder linears that get LoRA adapters
 # ("output.dense" also covers "attention.output.dense").
 LORA_TARGETS = (

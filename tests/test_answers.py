@@ -8,8 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from qa.datasets import load_questions_jsonl
-from qa.metrics import best_over_golds, f1
+from qa.eval.questions import load_questions_jsonl
+from qa.eval.metrics import best_over_golds, f1
 from qa.pipeline import Pipeline, verify_citation
 from qa.retrieval import Filters
 

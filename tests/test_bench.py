@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from qa.bench import bench_index
+from qa.bench.indexing import bench_index
 
 from .conftest import DEMO_CORPUS
 

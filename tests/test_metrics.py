@@ -1,6 +1,6 @@
 import pytest
 
-from qa.metrics import best_over_golds, exact_match, f1, normalize_answer
+from qa.eval.metrics import best_over_golds, exact_match, f1, normalize_answer
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ import socket
 
 import pytest
 
-from qa.live_server import HOST, LiveServer, document_path
+from qa.bench.live_server import HOST, LiveServer, document_path
 from qa.settings import Settings
 from .conftest import DEMO_CORPUS
 

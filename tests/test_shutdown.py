@@ -10,7 +10,7 @@ import threading
 
 import pytest
 
-from qa.live_server import free_port, wait_ready
+from qa.bench.live_server import free_port, wait_ready
 from qa.store import IndexReader
 
 pytestmark = pytest.mark.slow

@@ -4,22 +4,10 @@ evaluate-v1.1 script) and ranking metrics (recall@k, MRR, nDCG)."""
 from __future__ import annotations
 
 import math
-import re
-import string
 from collections import Counter
 from typing import Callable, Iterable, Sequence
 
-_PUNCTUATION = frozenset(string.punctuation)
-_ARTICLES = re.compile(r"\b(a|an|the)\b")
-
-
-def normalize_answer(text: str) -> str:
-    """Lowercase, drop punctuation, drop the articles a/an/the, collapse whitespace."""
-    text = text.lower()
-    text = "".join(ch for ch in text if ch not in _PUNCTUATION)
-    text = _ARTICLES.sub(" ", text)
-    return " ".join(text.split())
-
+from ..answer_text import normalize_answer
 
 def exact_match(prediction: str, gold: str) -> float:
     return float(normalize_answer(prediction) == normalize_answer(gold))

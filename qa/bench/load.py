@@ -14,9 +14,9 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from .bench import print_table, write_json
-from .datasets import load_squad
-from .errors import InvalidInput
+from .indexing import print_table, write_json
+from ..eval.questions import load_squad
+from ..errors import InvalidInput
 from .live_server import LiveServer, Samples, describe_latency, machine_load
 
 DEFAULT_SQUAD = Path("../shared/data/squad-v1.1/dev-v1.1-public.json")
@@ -32,7 +32,7 @@ class Ask:
 def question_mix(files: list[Path], squad: Path | None = None, squad_sample: int = 0,
                  seed: int = 0) -> list[Ask]:
     """Every question of ``files`` plus ``squad_sample`` SQuAD questions, shuffled with ``seed``."""
-    from .evaluation import load_question_set  # here: it imports the models, which the client side rarely needs
+    from ..eval.runner import load_question_set  # here: it imports the models, which the client side rarely needs
 
     asks = [Ask(q.question, Path(f).name) for f in files
             for q in load_question_set(Path(f), "all").questions]

@@ -11,16 +11,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Literal
 
-from .datasets import Question, QuestionSet, load_beir, load_questions_jsonl, load_squad
-from .errors import InvalidInput
+from .questions import Question, QuestionSet, load_beir, load_questions_jsonl, load_squad
+from ..calibration import expected_calibration_error, reliability_table
+from ..errors import InvalidInput
 from .metrics import (best_over_golds, exact_match, f1, ndcg_at_k, percentile, recall_at_k,
                       reciprocal_rank)
-from .pipeline import Pipeline
-from .precision import resolve_precision
-from .retrieval import Mode
-from .settings import Settings
+from ..pipeline import Pipeline
+from ..precision import resolve_precision
+from ..retrieval import Mode
+from ..settings import Settings
 from .squad_split import article_split
-from .store import FORMAT_VERSION
+from ..store import FORMAT_VERSION
 
 RIGHT_F1 = 0.5  # an answer counts as right at SQuAD F1 >= 0.5 (used for calibration and coverage)
 RECALL_KS = (1, 5, 10, 20)
@@ -153,8 +154,9 @@ def summarize(rows: list[dict], config: RunConfig) -> tuple[dict[str, float], di
         metrics["answered_right"] = _mean(1.0 if r.get("right") and not r.get("abstained") else 0.0
                                           for r in answerable)
         curves["coverage"] = _coverage(answerable)
-        curves["reliability"] = _reliability(answerable)
-        metrics["calibration_error"] = _expected_calibration_error(curves["reliability"], len(answerable))
+        curves["reliability"] = reliability_table([r["confidence"] for r in answerable],
+                                                  [1.0 if r["right"] else 0.0 for r in answerable])
+        metrics["calibration_error"] = expected_calibration_error(curves["reliability"])
     unanswerable = [r for r in rows if not r["gold"] and not r["gold_doc_ids"] and "abstained" in r]
     if unanswerable:
         abstained = [r for r in rows if r.get("abstained")]
@@ -186,22 +188,6 @@ def _coverage(rows: list[dict]) -> list[list[float]]:
         top = ordered[: max(1, round(len(ordered) * percent / 100))]
         points.append([percent / 100, _mean(1.0 if r["right"] else 0.0 for r in top)])
     return points
-
-
-def _reliability(rows: list[dict], bins: int = 10) -> list[list[float]]:
-    """[mean confidence, share right, count] per confidence bin."""
-    table = []
-    for b in range(bins):
-        low, high = b / bins, (b + 1) / bins
-        members = [r for r in rows if low <= r["confidence"] < high or (b == bins - 1 and r["confidence"] == 1)]
-        if members:
-            table.append([_mean(r["confidence"] for r in members),
-                          _mean(1.0 if r["right"] else 0.0 for r in members), len(members)])
-    return table
-
-
-def _expected_calibration_error(table: list[list[float]], total: int) -> float:
-    return sum(abs(confidence - right) * count for confidence, right, count in table) / total
 
 
 def _progress(items: list, label: str, enabled: bool):

@@ -11,11 +11,11 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from .datasets import load_squad
-from .embedding import Embedder
-from .indexing import IndexReport, chunk_sentences, make_chunker, texts_to_embed, write_documents
-from .loaders import load_corpus
-from .settings import Settings
+from ..eval.questions import load_squad
+from ..embedding import Embedder
+from ..indexing import IndexReport, chunk_sentences, make_chunker, texts_to_embed, write_documents
+from ..loaders import load_corpus
+from ..settings import Settings
 
 
 def print_table(title: str, rows: list[tuple[str, str]]) -> None:

@@ -8,7 +8,7 @@ import io
 import json
 from pathlib import Path
 
-from .evaluation import REFERENCES, RunResult
+from .runner import REFERENCES, RunResult
 
 # Metrics shown in the table, in order, with how to print them.
 _SHOWN = [("questions", "{:.0f}"), ("recall@1", "{:.3f}"), ("recall@5", "{:.3f}"), ("recall@10", "{:.3f}"),

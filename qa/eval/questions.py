@@ -7,8 +7,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .documents import Document, make_document
-from .errors import DocumentError
+from ..documents import Document, make_document
+from ..errors import DocumentError
 
 
 @dataclass(frozen=True)

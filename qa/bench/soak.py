@@ -17,9 +17,9 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .bench import print_table, write_json
+from .indexing import print_table, write_json
 from .live_server import Client, LiveServer, Samples, describe_latency, document_path, machine_load
-from .load_bench import Ask, mix_counts
+from .load import Ask, mix_counts
 
 WRITE_KINDS = ("add", "replace", "delete")
 ERRORS_KEPT = 50

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from .metrics import percentile
+from ..eval.metrics import percentile
 
 HOST = "127.0.0.1"
 

@@ -1,0 +1,158 @@
+"""SQuAD questions as training windows: examples, article roles, tokenised windows and batches."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+# Roles of the articles of the training file: most are fitted on, two small slices are kept out,
+# one to fit the confidence calibration and one to check the reader and choose its settings.
+ROLES = ("fit", "calibration", "validation")
+
+
+@dataclass(frozen=True)
+class Example:
+    question: str
+    context: str
+    answer_start: int | None  # character span of the target; None -> "no answer here" (CLS)
+    answer_end: int | None
+
+
+def article_role(title: str) -> str:
+    """"calibration" or "validation" for one article in twenty each (by sha1 of the title), else "fit"."""
+    bucket = int(hashlib.sha1(title.encode("utf-8")).hexdigest(), 16) % 20
+    return {0: "calibration", 1: "validation"}.get(bucket, "fit")
+
+
+def load_articles(squad_path: str | Path) -> list[dict]:
+    with open(squad_path, encoding="utf-8") as handle:
+        return json.load(handle)["data"]
+
+
+def split_by_role(articles: list[dict]) -> dict[str, list[dict]]:
+    roles: dict[str, list[dict]] = {role: [] for role in ROLES}
+    for article in articles:
+        roles[article_role(article["title"])].append(article)
+    return roles
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def questions(articles: list[dict]) -> Iterator[tuple[dict, int, dict]]:
+    """(article, paragraph index, question record) for every question."""
+    for article in articles:
+        for index, paragraph in enumerate(article["paragraphs"]):
+            for qa in paragraph["qas"]:
+                yield article, index, qa
+
+
+def count_questions(articles: list[dict]) -> int:
+    return sum(1 for _ in questions(articles))
+
+
+def _gold_span(context: str, answer: dict) -> tuple[int, int] | None:
+    start, text = answer["answer_start"], answer["text"]
+    if context[start : start + len(text)] != text:
+        start = context.find(text)
+        if start < 0:
+            return None
+    return start, start + len(text)
+
+
+def build_examples(articles: list[dict], negative_fraction: float, rng: random.Random) -> list[Example]:
+    """Gold-paragraph examples plus, for a fraction of questions, another paragraph of the same article as a negative."""
+    examples = []
+    for article, index, qa in questions(articles):
+        paragraphs = article["paragraphs"]
+        span = _gold_span(paragraphs[index]["context"], qa["answers"][0])
+        if span is None:
+            continue
+        examples.append(Example(qa["question"], paragraphs[index]["context"], *span))
+        if rng.random() < negative_fraction:
+            answers = [a["text"].lower() for a in qa["answers"]]
+            # a paragraph that happens to contain the answer string is not a clean negative
+            others = [p["context"] for i, p in enumerate(paragraphs)
+                      if i != index and not any(a in p["context"].lower() for a in answers)]
+            if others:
+                examples.append(Example(qa["question"], rng.choice(others), None, None))
+    return examples
+
+
+def encode_examples(tokenizer, examples: Sequence[Example], max_length: int, stride: int) -> list[dict]:
+    """Tokenise into overflow windows with start/end token labels (0 = CLS when the answer is not inside)."""
+    windows = []
+    for chunk_start in range(0, len(examples), 512):
+        chunk = examples[chunk_start : chunk_start + 512]
+        encoding = tokenizer(
+            [e.question for e in chunk],
+            [e.context for e in chunk],
+            truncation="only_second",
+            max_length=max_length,
+            stride=stride,
+            return_overflowing_tokens=True,
+            return_offsets_mapping=True,
+        )
+        for w, sample in enumerate(encoding["overflow_to_sample_mapping"]):
+            windows.append(_window(encoding, w, chunk[sample]))
+    return windows
+
+
+def _window(encoding, w: int, example: Example) -> dict:
+    offsets = encoding["offset_mapping"][w]
+    context_tokens = [k for k, sid in enumerate(encoding.sequence_ids(w)) if sid == 1]
+    start_tok = end_tok = 0
+    if example.answer_start is not None and context_tokens:
+        first, last = context_tokens[0], context_tokens[-1]
+        if offsets[first][0] <= example.answer_start and offsets[last][1] >= example.answer_end:
+            start_tok = max(k for k in context_tokens if offsets[k][0] <= example.answer_start)
+            end_tok = min(k for k in context_tokens if k >= start_tok and offsets[k][1] >= example.answer_end)
+    return {"input_ids": encoding["input_ids"][w], "token_type_ids": encoding["token_type_ids"][w],
+            "start": start_tok, "end": end_tok}
+
+
+def epoch_batches(windows: list[dict], batch_size: int, seed: int, epoch: int) -> list[list[int]]:
+    """The batches (window indices) of one epoch: shuffled, grouped by similar length, batch order shuffled.
+
+    Depends only on (seed, epoch), so a resumed run sees exactly the batches it would have seen.
+    """
+    rng = random.Random(seed * 1_000_003 + epoch)
+    order = list(range(len(windows)))
+    rng.shuffle(order)
+    batches = []
+    pool = batch_size * 50
+    for i in range(0, len(order), pool):
+        group = sorted(order[i : i + pool], key=lambda k: len(windows[k]["input_ids"]))
+        batches.extend(group[j : j + batch_size] for j in range(0, len(group), batch_size))
+    rng.shuffle(batches)
+    return batches
+
+
+def collate(batch: list[dict]):
+    import torch
+
+    length = max(len(w["input_ids"]) for w in batch)
+    input_ids = torch.zeros(len(batch), length, dtype=torch.long)
+    token_type_ids = torch.zeros_like(input_ids)
+    attention_mask = torch.zeros_like(input_ids)
+    for row, window in enumerate(batch):
+        n = len(window["input_ids"])
+        input_ids[row, :n] = torch.tensor(window["input_ids"])
+        token_type_ids[row, :n] = torch.tensor(window["token_type_ids"])
+        attention_mask[row, :n] = 1
+    return {
+        "input_ids": input_ids,
+        "token_type_ids": token_type_ids,
+        "attention_mask": attention_mask,
+        "start_positions": torch.tensor([w["start"] for w in batch]),
+        "end_positions": torch.tensor([w["end"] for w in batch]),
+    }
