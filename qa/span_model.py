@@ -7,6 +7,7 @@ stays cheap for code paths that never touch the reader.
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Sequence
 
@@ -44,7 +45,6 @@ def load_qa_model(base_path: str, adapter_path: str | None = None) -> tuple[PreT
     model. Without it, base_path must already be an extractive QA model directory.
     """
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer
-    from transformers.utils import logging as hf_logging
 
     tokenizer = AutoTokenizer.from_pretrained(base_path)
     if not getattr(tokenizer, "is_fast", False):
@@ -53,18 +53,30 @@ def load_qa_model(base_path: str, adapter_path: str | None = None) -> tuple[PreT
         model = AutoModelForQuestionAnswering.from_pretrained(base_path)
     else:
         # The load report would flag the (about to be replaced) QA head as missing.
-        verbosity = hf_logging.get_verbosity()
-        hf_logging.set_verbosity_error()
-        try:
+        with quiet_loading():
             model = AutoModelForQuestionAnswering.from_pretrained(base_path)
-        finally:
-            hf_logging.set_verbosity(verbosity)
         layers = read_adapter_metadata(adapter_path).get("layers")
         if layers is not None:
             keep_layers(model, int(layers))
         merge_adapter(model, adapter_path)
     model.eval()
     return tokenizer, model
+
+
+@contextmanager
+def quiet_loading():
+    """Load a model without transformers' progress bar and load report: neither is for the user."""
+    from transformers.utils import logging as hf_logging
+
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 def keep_layers(model: PreTrainedModel, count: int) -> None:

@@ -52,15 +52,13 @@ def lr_factor(step: int, warmup: int, planned: int) -> float:
 
 def build_model(base_path: str, config: TrainConfig):
     from transformers import AutoModelForQuestionAnswering
-    from transformers.utils import logging as hf_logging
 
-    from qa.span_model import inject_lora, keep_layers
+    from qa.span_model import inject_lora, keep_layers, quiet_loading
 
-    hf_logging.set_verbosity_error()  # the fresh QA head is reported as "missing"; that is expected
-    # eager attention trains faster than sdpa on CPU
-    model = AutoModelForQuestionAnswering.from_pretrained(
-        base_path, attn_implementation="eager",
-        hidden_dropout_prob=config.dropout, attention_probs_dropout_prob=config.dropout)
+    with quiet_loading():  # the fresh QA head is reported as "missing"; that is expected
+        model = AutoModelForQuestionAnswering.from_pretrained(
+            base_path, attn_implementation="eager",  # eager attention trains faster than sdpa on CPU
+            hidden_dropout_prob=config.dropout, attention_probs_dropout_prob=config.dropout)
     if config.layers is not None:
         keep_layers(model, config.layers)
     inject_lora(model, rank=config.rank, alpha=config.alpha, train_layer_norms=True)
@@ -105,7 +103,8 @@ def train(examples: list[Example], tokenizer, base_path: str, config: TrainConfi
     step, planned, loss_ema, earlier_seconds = 0, total_steps, None, 0.0
 
     checkpoint = out_dir / CHECKPOINT_FILE
-    identity = {"config": asdict(config), "data_sha256": data_sha256, "windows": len(windows)}
+    # More epochs may extend a run; any other change of settings or data starts a different one.
+    identity = {"config": {**asdict(config), "epochs": None}, "data_sha256": data_sha256, "windows": len(windows)}
     if resume and checkpoint.is_file():
         saved = torch.load(checkpoint, map_location=device, weights_only=False)
         if {k: saved.get(k) for k in identity} != identity:
@@ -115,9 +114,8 @@ def train(examples: list[Example], tokenizer, base_path: str, config: TrainConfi
             for name, tensor in saved["trainable"].items():
                 params[name].copy_(tensor)
         optimizer.load_state_dict(saved["optimizer"])
-        step, planned, loss_ema, earlier_seconds = (saved["step"], saved["planned_steps"], saved["loss_ema"],
-                                                    saved["train_seconds"])
-        print(f"resumed at step {step} of {planned}", flush=True)
+        step, loss_ema, earlier_seconds = saved["step"], saved["loss_ema"], saved["train_seconds"]
+        print(f"resumed at step {step} of {total_steps}", flush=True)
     resumed_from = step
 
     model.train()

@@ -1,0 +1,123 @@
+"""Reader training: one tiny step, a resumed run, and the checks on shipped weight files."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from qa.errors import ReaderUnavailable
+from qa.span_model import ADAPTER_FILE, CALIBRATION_FILE, REPORT_FILE
+from qa.training.data import article_role, build_examples, epoch_batches
+
+PARAGRAPHS = [
+    ("The harbour bridge opened in 1932 after eight years of work.",
+     [("When did the harbour bridge open?", "1932"), ("How long did the work take?", "eight years")]),
+    ("Its arch carries eight lanes of traffic and two railway lines.",
+     [("How many railway lines does the arch carry?", "two")]),
+    ("Painters repaint the steel every decade with grey paint.",
+     [("What colour is the paint?", "grey")]),
+]
+
+
+def _title_with_role(role: str) -> str:
+    return next(f"Bridge {k}" for k in range(10_000) if article_role(f"Bridge {k}") == role)
+
+
+def _article(title: str) -> dict:
+    paragraphs = []
+    for context, qas in PARAGRAPHS:
+        paragraphs.append({"context": context, "qas": [
+            {"id": f"{title}-{q}", "question": q, "answers": [{"text": a, "answer_start": context.index(a)}]}
+            for q, a in qas]})
+    return {"title": title, "paragraphs": paragraphs}
+
+
+@pytest.fixture
+def tiny_squad(tmp_path):
+    path = tmp_path / "tiny-squad.json"
+    articles = [_article(_title_with_role(role)) for role in ("fit", "calibration", "validation")]
+    path.write_text(json.dumps({"version": "1.1", "data": articles}))
+    return path
+
+
+def test_examples_hold_the_gold_span_and_clean_negatives(tiny_squad):
+    article = json.loads(tiny_squad.read_text())["data"][0]
+    examples = build_examples([article], negative_fraction=1.0, rng=random.Random(0))
+    positives = [e for e in examples if e.answer_start is not None]
+    assert [e.context[e.answer_start:e.answer_end] for e in positives] == ["1932", "eight years", "two", "grey"]
+    for negative in (e for e in examples if e.answer_start is None):
+        # "eight" also appears in the second paragraph, so that paragraph is never a negative for it
+        assert not (negative.question.startswith("How long") and "eight" in negative.context)
+
+
+def test_epoch_batches_depend_only_on_seed_and_epoch():
+    windows = [{"input_ids": [0] * (n % 7 + 1)} for n in range(100)]
+    assert epoch_batches(windows, 8, seed=3, epoch=1) == epoch_batches(windows, 8, seed=3, epoch=1)
+    assert epoch_batches(windows, 8, seed=3, epoch=1) != epoch_batches(windows, 8, seed=3, epoch=2)
+    assert sorted(i for batch in epoch_batches(windows, 8, 3, 0) for i in batch) == list(range(100))
+
+
+@pytest.mark.slow
+def test_training_runs_a_step_writes_hashed_weights_and_resumes(tiny_squad, tmp_path):
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "qa.training", "--squad", str(tiny_squad), "--out", str(out),
+               "--batch-size", "4", "--rank", "4", "--calibration-sample", "20", "--check-sample", "20", "--no-progress"]
+    first = subprocess.run([*command, "--epochs", "1"], capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr
+    report = json.loads((out / REPORT_FILE).read_text())
+    assert report["train"]["steps"] == report["train"]["total_steps"] >= 1
+    assert report["data"]["sha256"] == hashlib.sha256(tiny_squad.read_bytes()).hexdigest()
+    for name in (ADAPTER_FILE, CALIBRATION_FILE):
+        assert report["files"][name] == hashlib.sha256((out / name).read_bytes()).hexdigest()
+    assert (out / "checkpoint.pt").is_file()
+
+    # A second run with more epochs resumes from the checkpoint instead of starting over.
+    again = subprocess.run([*command, "--epochs", "2"], capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr
+    assert f"resumed at step {report['train']['steps']}" in again.stdout
+    assert json.loads((out / REPORT_FILE).read_text())["train"]["steps"] > report["train"]["steps"]
+    # ...and one with other settings refuses the checkpoint rather than mixing two runs.
+    other = subprocess.run([*command, "--lr", "0.01"], capture_output=True, text=True, timeout=600)
+    assert other.returncode != 0 and "other settings or data" in other.stderr
+
+
+def _copy_weights(tmp_path, monkeypatch, name: str = "previous"):
+    import qa.reading
+
+    target = tmp_path / "weights"
+    shutil.copytree(qa.reading.WEIGHTS / name, target / name)
+    monkeypatch.setattr(qa.reading, "WEIGHTS", target)
+    return target / name
+
+
+def test_shipped_weights_match_their_recorded_hashes():
+    from qa.reading import shipped_readers, verified_weights
+
+    assert shipped_readers()
+    for name in shipped_readers():
+        assert verified_weights(name).name == name
+
+
+def test_a_damaged_weight_file_is_a_clear_error(tmp_path, monkeypatch):
+    from qa.reading import ExtractiveReader
+
+    folder = _copy_weights(tmp_path, monkeypatch)
+    adapter = folder / ADAPTER_FILE
+    data = bytearray(adapter.read_bytes())
+    data[-1] ^= 0xFF
+    adapter.write_bytes(bytes(data))
+    with pytest.raises(ReaderUnavailable, match="does not match the sha256"):
+        ExtractiveReader(shipped="previous").read("who?", ["text"], top_n=1)
+
+
+def test_an_unknown_shipped_reader_names_the_ones_there():
+    from qa.reading import ExtractiveReader
+
+    with pytest.raises(ReaderUnavailable, match="shipped: .*previous"):
+        ExtractiveReader(shipped="no-such-reader").read("who?", ["text"], top_n=1)
