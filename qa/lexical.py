@@ -101,8 +101,8 @@ class _Corpus:
 def _score_matrix(table: TokenTable, words: int, k1: float, b: float) -> dict:
     """bm25s's BM25 matrix ("lucene" scoring: one column per word, a row per item) of ``table``.
 
-    bm25s builds it in a Python loop over items, which was most of a commit's time (0.39 s of
-    SciFact's); over whole arrays it is the same numbers (a test compares them with bm25s's).
+    bm25s builds it in a Python loop over items, which was most of a commit's time; over whole
+    arrays it is the same numbers (a test compares them with bm25s's).
     """
     items = len(table.ids)
     lengths = np.diff(table.offsets)

@@ -135,8 +135,7 @@ class ExtractiveReader:
 
 
 def _quantized(model):
-    """int8 weights for the linear layers: about 1.5x faster on this CPU, but on SQuAD test
-    articles F1 with the gold paragraph fell from 62.9 to 56.9 (600 questions), so it is opt-in."""
+    """int8 weights for the linear layers: faster, but it costs accuracy (docs/decisions.md), so it is opt-in."""
     import warnings
 
     import torch

@@ -1,6 +1,8 @@
 """All tunables in one pydantic-settings object (environment variables ``QA_*``).
 
 Built only at the edges (CLI, ``create_app``) and passed down; nothing reads it globally.
+Every field carries a description: ``qa.settings_doc`` renders them as the README's
+configuration table, and a test keeps the two in step.
 """
 
 from __future__ import annotations
@@ -19,70 +21,90 @@ DEFAULT_MODEL = "all-MiniLM-L6-v2"
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="QA_", extra="ignore")
 
-    # Where things live.
-    index_dir: Path = Path("index")
-    corpus_dir: Path = Path("corpus")
+    # Where the index lives.
+    index_dir: Path = Field(Path("index"), description="Directory of the index that is built and served.")
 
-    # Embedding model: a local path, or a name sentence-transformers can load offline.
-    model: str = DEFAULT_MODEL
-    embed_batch_size: int = Field(32, ge=1)
-
-    # A vector for every sentence as well as for every chunk: the strongest retrieval signal
-    # here (README, "Measured results"), for about twice the embedding work of chunks alone.
-    # Off builds a smaller index in about half the time; retrieval then fuses two signals.
-    sentence_vectors: bool = True
+    # Embedding.
+    model: str = Field(DEFAULT_MODEL, description=(
+        "Embedding model: a local path, or a name sentence-transformers can load offline. "
+        "Changing it needs `qa index --rebuild`."))
+    embed_batch_size: int = Field(32, ge=1, description="Texts embedded per batch while indexing.")
+    # Sentence vectors are the strongest retrieval signal (docs/decisions.md); they double the
+    # embedding work of an index.
+    sentence_vectors: bool = Field(True, description=(
+        "Embed every sentence as well as every chunk. `false` indexes in about half the time for "
+        "lower recall; the index records the choice, and opening it with the other one asks for "
+        "`qa index --rebuild`."))
 
     # Chunking, in the embedding model's own tokens.
-    chunk_tokens: int = Field(200, ge=16)
-    chunk_overlap: int = Field(32, ge=0)
+    chunk_tokens: int = Field(200, ge=16, description="Chunk length, in the embedding model's tokens.")
+    chunk_overlap: int = Field(32, ge=0, description="Tokens shared by neighbouring chunks.")
 
     # Loading.
-    max_file_bytes: int = Field(20_000_000, ge=1)
+    max_file_bytes: int = Field(20_000_000, ge=1, description="Corpus files larger than this are skipped.")
 
     # Retrieval.
-    top_k: int = Field(5, ge=1, le=100)
-    candidates: int = Field(50, ge=1, le=1000)
-    fusion: Literal["rrf", "convex"] = "convex"
-    # Convex fusion weights of the chunk vectors, the sentence vectors and the sentences' BM25;
-    # the chunks' BM25 gets the rest. Chosen on SQuAD train articles (README, "Measured results").
-    # The sentences' BM25 is off (0, and left out of RRF too): it won on SQuAD, whose questions
-    # echo the words of their answer sentence, and lost on the news demo and SciFact.
-    dense_weight: float = Field(0.2, ge=0.0, le=1.0)
-    sentence_weight: float = Field(0.4, ge=0.0, le=1.0)
-    sentence_lexical_weight: float = Field(0.0, ge=0.0, le=1.0)
-    rrf_k: int = Field(60, ge=1)
+    top_k: int = Field(5, ge=1, le=100, description="Passages returned with an answer.")
+    candidates: int = Field(50, ge=1, le=1000, description="Candidates each retrieval signal passes to the fusion.")
+    fusion: Literal["rrf", "convex"] = Field("convex", description=(
+        "How the signals are fused: a convex combination of min-max-normalised scores, or "
+        "reciprocal rank fusion."))
+    # The weights were chosen on SQuAD train articles only (docs/decisions.md).
+    dense_weight: float = Field(0.2, ge=0.0, le=1.0, description=(
+        "Convex-fusion weight of the chunk vectors; the chunks' BM25 gets what the three weights leave."))
+    sentence_weight: float = Field(0.4, ge=0.0, le=1.0, description=(
+        "Convex-fusion weight of a chunk's best sentence vector."))
+    # Off because it only helps questions that echo their answer sentence, as SQuAD's do
+    # (docs/decisions.md); at 0 it is left out of RRF too.
+    sentence_lexical_weight: float = Field(0.0, ge=0.0, le=1.0, description=(
+        "Convex-fusion weight of a chunk's best sentence BM25 score; above 0 that BM25 is built "
+        "in memory when the index opens, and RRF uses it too."))
+    rrf_k: int = Field(60, ge=1, description="The constant k of reciprocal rank fusion.")
 
     # Reading.
-    # Which shipped reader (a folder under qa/weights) reads; reader_model replaces it with one of your own.
-    reader: str = "previous"
-    reader_model: str | None = None  # a local Hugging Face extractive-QA model directory
-    reader_passages: int = Field(3, ge=1, le=20)
-    # Read the best passage alone first and stop there when its answer clears abstain_below;
-    # the other passages are read only when it does not (README, "Speed").
-    reader_early_stop: bool = True
-    # When the reader has read several passages, order them by retrieval score plus the reader's
-    # best confidence in each: the passage that answers comes first (README, "Measured results").
-    reader_rerank: bool = True
-    reader_int8: bool = False  # ~1.5x faster reading, but measured 6 F1 points lower on SQuAD
-    alternatives: int = Field(3, ge=0, le=20)
-    abstain_below: float = Field(0.5, ge=0.0, le=1.0)  # confidence is P(right): abstain when below even odds
-    torch_threads: int = Field(0, ge=0)  # 0: leave torch's default
-    # Float type of both models; "auto" is bfloat16 on CPUs with native bfloat16 instructions.
-    precision: Precision = "auto"
-    # Questions encoded and read at once; more wait their turn. Torch already spreads one over
-    # the cores, so running more only adds memory (activations) and contention.
-    concurrent_reads: int = Field(2, ge=1, le=64)
+    reader: str = Field("previous", description=(
+        "Which shipped reader reads: the name of a folder under `qa/weights` (adapter, "
+        "calibration and training report, hash-checked when loaded)."))
+    reader_model: str | None = Field(None, description=(
+        "A local Hugging Face extractive-QA model directory to read with instead of a shipped reader."))
+    reader_passages: int = Field(3, ge=1, le=20, description="Passages the reader reads at most.")
+    # Reading one passage is most of an answer's time, and a confident answer in the best
+    # passage is more often right than a rival from a lower-ranked one (docs/decisions.md).
+    reader_early_stop: bool = Field(True, description=(
+        "Read the best passage alone first and stop when its answer clears `QA_ABSTAIN_BELOW`; "
+        "`false` always reads `QA_READER_PASSAGES`."))
+    # Retrieval often ranks a neighbouring paragraph first; the reader knows which one answers.
+    reader_rerank: bool = Field(True, description=(
+        "Order the passages the reader read by retrieval score plus its best confidence in each. "
+        "Answers do not change, only the passages' order."))
+    reader_int8: bool = Field(False, description=(
+        "int8 weights for the reader's linear layers: faster, but less accurate (docs/decisions.md)."))
+    alternatives: int = Field(3, ge=0, le=20, description="Other answers returned beside the best one.")
+    # Confidence is a calibrated P(right), so 0.5 means abstaining below even odds.
+    abstain_below: float = Field(0.5, ge=0.0, le=1.0, description=(
+        "Abstain when the best answer's confidence (its calibrated probability of being right) is below this."))
+    torch_threads: int = Field(0, ge=0, description="Threads torch uses; 0 leaves torch's default.")
+    precision: Precision = Field("auto", description=(
+        "Float type of both models; `auto` is bfloat16 on CPUs with native bfloat16 instructions "
+        "(AVX-512 BF16 or AMX) and float32 elsewhere."))
+    # Torch already spreads one question over the cores, so more at once only adds memory
+    # (activations) and contention.
+    concurrent_reads: int = Field(2, ge=1, le=64, description=(
+        "Questions encoded and read at once; more wait their turn."))
 
     # Limits on requests (used by the CLI and the API alike).
-    max_question_chars: int = Field(500, ge=1)
-    max_body_bytes: int = Field(5_000_000, ge=1024)
-    max_documents_per_request: int = Field(100, ge=1)
+    max_question_chars: int = Field(500, ge=1, description="Longest question accepted.")
+    max_body_bytes: int = Field(5_000_000, ge=1024, description="Largest HTTP request body accepted.")
+    max_documents_per_request: int = Field(100, ge=1, description="Most documents one `POST /api/documents` may carry.")
 
     # The HTTP service.
-    api_key: SecretStr | None = None  # when set, writes need it (header X-API-Key)
-    log_level: Literal["critical", "error", "warning", "info", "debug", "trace"] = "warning"  # of `qa serve`
-    read_only: bool = False
-    cors_origins: list[str] = []  # closed by default
+    api_key: SecretStr | None = Field(None, description=(
+        "When set, writes need it in the `X-API-Key` header. Never printed."))
+    log_level: Literal["critical", "error", "warning", "info", "debug", "trace"] = Field(
+        "warning", description="Log level of `qa serve`.")
+    read_only: bool = Field(False, description="Refuse every write to the index over HTTP.")
+    cors_origins: list[str] = Field([], description=(
+        "Origins allowed by CORS, as a JSON list (`[\"https://example.org\"]`); empty keeps CORS closed."))
 
     @model_validator(mode="after")
     def _fusion_weights_leave_room_for_bm25(self) -> Settings:

@@ -1,9 +1,9 @@
 """FAISS storage and search of the chunk and sentence vectors.
 
 Vectors are kept as float16 copies and searched exhaustively. They are unit length, so float16
-keeps every component to about three significant digits (scores move by about 1e-4) at half
-the memory, and the search is no slower (README, "Speed"). Indexes written before this
-(float32 ``IndexFlatIP``) are converted when read.
+keeps every component to about three significant digits at half the memory, and the search is
+no slower (docs/decisions.md). Indexes written before this (float32 ``IndexFlatIP``) are
+converted when read.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import numpy as np
 def _faiss():
     # The torch and faiss-cpu wheels each bring their own OpenMP runtime. Loaded after torch's,
     # FAISS runs on torch's runtime; loaded first, it keeps its own, whose idle threads then
-    # fight torch's for the cores: SciFact retrieval p95 44-50 ms instead of 15-19 ms.
+    # fight torch's for the cores and retrieval slows down (docs/decisions.md).
     import torch  # noqa: F401
     import faiss
 

@@ -25,7 +25,7 @@ from ..store import FORMAT_VERSION
 
 RIGHT_F1 = 0.5  # an answer counts as right at SQuAD F1 >= 0.5 (used for calibration and coverage)
 RECALL_KS = (1, 5, 10, 20)
-# Published reference numbers, printed beside ours (see ../shared/data/README.md for sources).
+# Published reference numbers, printed beside ours, each with its source.
 REFERENCES = {
     "squad": [("SQuAD paper logistic regression, F1 with gold paragraph", "reader_f1", 51.0,
                "Rajpurkar et al. 2016"),
