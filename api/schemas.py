@@ -8,8 +8,6 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
-from qa.settings import Settings
-
 # "Not blank": at least one character that is not white space as Python's str.split() sees it
 # (JSON Schema patterns search; its \s differs, e.g. on \x1c-\x1f and \ufeff). Only stated in the
 # schema; qa enforces it, with its own messages, for the CLI and the API alike.
@@ -67,13 +65,14 @@ class DocumentsIn(_Strict):
     documents: list[DocumentIn] = Field(min_length=1, description="ids must be unique within a request")
 
 
-def bounded_request_models(settings: Settings) -> tuple[type[AskRequest], type[DocumentsIn]]:
+def bounded_request_models(*, max_question_chars: int, max_documents_per_request: int
+                           ) -> tuple[type[AskRequest], type[DocumentsIn]]:
     """The request bodies with this server's limits in them, so the OpenAPI schema states them."""
     ask = create_model("AskRequest", __base__=AskRequest, question=(str, Field(
-        min_length=1, max_length=settings.max_question_chars, json_schema_extra=NOT_BLANK,
+        min_length=1, max_length=max_question_chars, json_schema_extra=NOT_BLANK,
         description="a question in plain language")))
     documents = create_model("DocumentsIn", __base__=DocumentsIn, documents=(list[DocumentIn], Field(
-        min_length=1, max_length=settings.max_documents_per_request,
+        min_length=1, max_length=max_documents_per_request,
         description="ids must be unique within a request")))
     return ask, documents
 

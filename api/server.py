@@ -6,8 +6,6 @@ import logging
 import sys
 from pathlib import Path
 
-from qa.embedding import Embedder
-from qa.indexing import index_corpus
 from qa.pipeline import Pipeline
 from qa.settings import Settings
 from qa.store import committed_generation
@@ -23,13 +21,13 @@ def serve(settings: Settings, *, host: str, port: int, corpus: Path, progress: b
     logging.basicConfig(level=LOG_LEVELS[settings.log_level], stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")
 
-    embedder = Embedder.from_settings(settings)
+    pipeline = Pipeline(settings)
     if committed_generation(Path(settings.index_dir)) is None:
         print(f"no index at {settings.index_dir}: indexing {corpus} first", file=sys.stderr)
-        report = index_corpus(corpus, settings, embedder, progress=progress,
-                              log=lambda message: print(message, file=sys.stderr))
+        report = pipeline.index_corpus(corpus, progress=progress,
+                                       log=lambda message: print(message, file=sys.stderr))
         print(f"{corpus}: {report.summary()}", file=sys.stderr)
-    app = create_app(settings, Pipeline(settings, embedder=embedder))
+    app = create_app(settings, pipeline)
     print(f"serving on http://{host}:{port}/  (API docs at /docs)", file=sys.stderr)
     uvicorn.run(app, host=host, port=port, log_level=settings.log_level, timeout_graceful_shutdown=20)
     return 0

@@ -1,29 +1,40 @@
-"""Wires the parts: question -> retrieval -> reading -> a verified, cited Answer."""
+"""Wires the parts: question -> retrieval -> reading -> a verified, cited Answer.
+
+``Pipeline`` is also the one door to the index for the API and the CLI: ask, read documents,
+add, delete, index a corpus.
+"""
 
 from __future__ import annotations
 
 import threading
 import time
 from dataclasses import replace
+from datetime import date
 from pathlib import Path
+from typing import Callable, Sequence
 
+from . import indexing
 from .answers import Answer, Candidate, Citation, Passage
 from .documents import Document
 from .embedding import Embedder
-from .errors import CitationMismatch, InvalidInput
-from .indexing import index_config
+from .errors import CitationMismatch, InvalidInput, UnknownDocument
+from .indexing import IndexReport, index_config
 from .answer_text import normalize_answer
 from .reading import ExtractiveReader, Reader, SpanGuess
 from .retrieval import Filters, FusionConfig, Hit, Mode, Retriever
 from .sentences import sentence_bounds
 from .settings import Settings
-from .store import IndexReader, committed_generation
+from .store import IndexReader, Manifest, committed_generation
 
 NOT_FOUND = "The corpus does not seem to answer this question."
 
 
 class Pipeline:
-    """Owns the embedder, the reader and the open index; reopens the index after a commit."""
+    """Owns the embedder, the reader and the open index; reopens the index after a commit.
+
+    Writes go through ``indexing``: each is one atomic commit under the index lock, and readers
+    (this pipeline too) see it from their next access to ``index``.
+    """
 
     def __init__(self, settings: Settings, embedder: Embedder | None = None, reader: Reader | None = None):
         self.settings = settings
@@ -97,7 +108,51 @@ class Pipeline:
         candidates = _merge([_cite(g, read, documents) for g in guesses])
         timings = {"retrieve": (retrieved - started) * 1000, "read": (finished - retrieved) * 1000}
         timings["total"] = (time.perf_counter() - started) * 1000
-        return _answer(question, candidates, hits, documents, self.settings, timings)
+        return _answer(question, candidates, hits, documents, timings,
+                       abstain_below=self.settings.abstain_below, alternatives=self.settings.alternatives)
+
+    def document(self, doc_id: str) -> Document:
+        """One indexed document, text included; UnknownDocument when there is none with that id."""
+        return self.index.document(doc_id)
+
+    def list_documents(self, *, offset: int = 0, limit: int = 50, sources: Sequence[str] = (),
+                       since: date | None = None, until: date | None = None) -> tuple[int, list[dict]]:
+        """How many documents match, and one page of their summaries, newest first."""
+        return self.index.list_documents(offset=offset, limit=limit, sources=sources,
+                                         since=since.isoformat() if since else None,
+                                         until=until.isoformat() if until else None)
+
+    def manifest(self) -> Manifest:
+        """What the committed index holds; IndexMissing when there is none yet."""
+        return self.index.manifest
+
+    def add(self, documents: Sequence[Document], *, rebuild: bool = False,
+            progress: bool = False) -> IndexReport:
+        """Add ``documents``, replacing those with the same id, in one commit. Unchanged ones
+        are not embedded again; ``rebuild`` starts from an empty index instead."""
+        if not documents:
+            raise InvalidInput("no documents to add")
+        if len({d.id for d in documents}) != len(documents):
+            raise InvalidInput("document ids in one request must be unique")
+        return indexing.write_documents(documents, self.settings, self.embedder, rebuild=rebuild,
+                                        progress=progress)
+
+    def delete(self, doc_ids: Sequence[str]) -> IndexReport:
+        """Delete ``doc_ids`` in one commit; UnknownDocument, and nothing deleted, when one of
+        them is not in the committed index."""
+        if not doc_ids:
+            raise InvalidInput("no document ids to delete")
+        known = self.index.documents(list(doc_ids), with_text=False)
+        for doc_id in doc_ids:
+            if doc_id not in known:
+                raise UnknownDocument(f"no document with id {doc_id!r}")
+        return indexing.write_documents([], self.settings, self.embedder, delete_ids=doc_ids)
+
+    def index_corpus(self, corpus: Path, *, rebuild: bool = False, progress: bool = False,
+                     log: Callable[[str], None] = lambda _: None) -> IndexReport:
+        """Bring the index up to date with the files under ``corpus`` (see ``indexing.index_corpus``)."""
+        return indexing.index_corpus(Path(corpus), self.settings, self.embedder, rebuild=rebuild,
+                                     progress=progress, log=log)
 
     def _read(self, question: str, hits: list[Hit]) -> tuple[list[SpanGuess], int]:
         """The reader's guesses over ``hits``, most confident first, and how many hits it read.
@@ -180,8 +235,8 @@ def _merge(cited: list[tuple[float, Citation]]) -> list[Candidate]:
     return sorted(candidates, key=lambda c: -c.confidence)
 
 
-def _answer(question: str, candidates: list[Candidate], hits: list[Hit],
-            documents: dict[str, Document], settings: Settings, timings: dict[str, float]) -> Answer:
+def _answer(question: str, candidates: list[Candidate], hits: list[Hit], documents: dict[str, Document],
+            timings: dict[str, float], *, abstain_below: float, alternatives: int) -> Answer:
     passages = [
         Passage(doc_id=h.chunk.doc_id, title=documents[h.chunk.doc_id].title,
                 source=documents[h.chunk.doc_id].source,
@@ -190,12 +245,12 @@ def _answer(question: str, candidates: list[Candidate], hits: list[Hit],
         for h in hits]
     timings = {k: round(v, 2) for k, v in timings.items()}
     best = candidates[0] if candidates else None
-    if best is None or best.confidence < settings.abstain_below:
+    if best is None or best.confidence < abstain_below:
         return Answer(question=question, text=None, confidence=best.confidence if best else 0.0,
                       abstained=True, message=NOT_FOUND, citations=[],
-                      alternatives=candidates[: settings.alternatives + 1], passages=passages,
+                      alternatives=candidates[: alternatives + 1], passages=passages,
                       timings_ms=timings)
     return Answer(question=question, text=best.text, confidence=best.confidence, abstained=False,
                   message="", citations=best.citations,
-                  alternatives=candidates[1: settings.alternatives + 1], passages=passages,
+                  alternatives=candidates[1: alternatives + 1], passages=passages,
                   timings_ms=timings)

@@ -163,3 +163,17 @@ def test_api_docs_work_offline(client):
     assert page.status_code == 200 and "/docs-assets/swagger-ui-bundle.js" in page.text
     assert "cdn" not in page.text.lower()
     assert client.get("/docs-assets/swagger-ui-bundle.js").status_code == 200
+
+
+def test_each_app_states_and_enforces_its_own_body_limits(settings, embedder):
+    tight = create_app(settings.model_copy(update={"max_question_chars": 20, "max_documents_per_request": 2}),
+                       Pipeline(settings, embedder=embedder))
+    loose = create_app(settings, Pipeline(settings, embedder=embedder))
+    for app, chars, documents in ((tight, 20, 2), (loose, settings.max_question_chars,
+                                                   settings.max_documents_per_request)):
+        schemas = app.openapi()["components"]["schemas"]
+        assert schemas["AskRequest"]["properties"]["question"]["maxLength"] == chars
+        assert schemas["DocumentsIn"]["properties"]["documents"]["maxItems"] == documents
+    question = {"question": "Who signed the accord in Quillon?"}  # over 20 characters
+    assert "at most 20" in _error(TestClient(tight).post("/api/ask", json=question), 422)["message"]
+    assert _error(TestClient(loose).post("/api/ask", json=question), 503)["code"] == "index_missing"
