@@ -11,6 +11,7 @@ from .answers import Answer, Candidate, Citation, Passage
 from .documents import Document
 from .embedding import Embedder
 from .errors import CitationMismatch, InvalidInput
+from .pdf_text import page_at
 from .indexing import index_config
 from .answer_text import normalize_answer
 from .reading import ExtractiveReader, Reader, SpanGuess
@@ -145,7 +146,7 @@ def _cite(guess: SpanGuess, hits: list[Hit], documents: dict[str, Document]) -> 
         doc_id=doc.id, title=doc.title, source=doc.source, url=doc.url, published=doc.published_iso,
         start=start, end=end, quote=chunk.text[guess.start:guess.end],
         sentence_start=sentence_start, sentence_end=sentence_end,
-        sentence=doc.text[sentence_start:sentence_end])
+        sentence=doc.text[sentence_start:sentence_end], page=page_at(doc, start))
     verify_citation(citation, doc)
     return guess.confidence, citation
 
