@@ -3,11 +3,13 @@
 trafilatura finds the article body and leaves out navigation, footers, cookie banners,
 "related" lists, share bars and comments; it also reads the page's metadata (``<meta>``,
 OpenGraph, JSON-LD, microdata). Its text is normalised here once, to paragraphs separated by
-a blank line, and that string is the document text every citation offset points into.
+a blank line (a table's rows one per line), and that string is the document text every
+citation offset points into.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -21,6 +23,7 @@ DEFAULT_FOCUS: Focus = "precision"
 _DATE_SEARCH = {"extensive_search": False, "original_date": True}
 # The project's own <meta name="..."> tags (see corpus/README.md); they win over guesses.
 _EXPLICIT_META = ("source", "published", "url")
+_TABLE_RULE = re.compile(r"\|(?:\s*:?-+:?\s*\|)+")
 
 
 @dataclass(frozen=True)
@@ -67,5 +70,15 @@ def _explicit_meta(tree) -> dict[str, str]:
 
 
 def _paragraphs(text: str) -> str:
-    lines = (" ".join(line.split()) for line in text.splitlines())
-    return "\n\n".join(line for line in lines if line)
+    """One paragraph per line of trafilatura's text; a table's rows stay together, one per line,
+    without the Markdown rule under its header row."""
+    blocks: list[list[str]] = []
+    for raw in text.splitlines():
+        line = " ".join(raw.split())
+        if not line or _TABLE_RULE.fullmatch(line):
+            continue
+        if line.startswith("|") and blocks and blocks[-1][-1].startswith("|"):
+            blocks[-1].append(line)
+        else:
+            blocks.append([line])
+    return "\n\n".join("\n".join(block) for block in blocks)

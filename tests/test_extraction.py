@@ -100,13 +100,13 @@ def test_token_overlap_counts_repeated_words():
 def test_bench_writes_its_table_and_json(tmp_path, capsys):
     pages = tmp_path / "pages"
     pages.mkdir()
-    for name in ("table-page", "br-breaks"):
+    for name in ("table-page", "br-paragraphs"):
         for suffix in (".html", ".expected.txt"):
             shutil.copy(PAGES / f"{name}{suffix}", pages / f"{name}{suffix}")
     out = tmp_path / "extraction.json"
     main(["--pages", str(pages), "--out", str(out)])
     result = json.loads(out.read_text())
-    assert result["pages"] == 2 and set(result["per_page"]) == {"table-page", "br-breaks"}
+    assert result["pages"] == 2 and set(result["per_page"]) == {"table-page", "br-paragraphs"}
     assert set(result["overall"]) == {"trafilatura balanced", "trafilatura precision", "trafilatura recall"}
     printed = capsys.readouterr().out
     assert "table-page" in printed and "overall" in printed
@@ -121,3 +121,15 @@ def test_a_page_without_expected_text_is_an_error(tmp_path):
 def test_an_unknown_focus_is_refused():
     with pytest.raises(ValueError, match="focus"):
         extract_html("<p>text</p>", "everything")
+
+
+def test_table_rows_stay_together_one_per_line():
+    text = extract_html((PAGES / "table-page.html").read_text(encoding="utf-8")).text
+    assert "| Region | Q4 2023 | Q1 2024 |\n| North | 7.9 | 8.4 |\n| East |" in text
+    assert "---" not in text
+
+
+def test_br_breaks_become_paragraphs():
+    text = extract_html((PAGES / "br-paragraphs.html").read_text(encoding="utf-8")).text
+    assert text.split("\n\n")[0] == ("The Old Mill bridge over the river will be closed to cars from "
+                                     "Monday while engineers replace its steel bearings, the county said.")

@@ -111,8 +111,12 @@ def print_report(result: dict) -> None:
     for page, scores in rows:
         if page == "overall":
             print("-" * len(header))
-        cells = "  ".join(f"{scores[n]['precision']:>10.3f} / {scores[n]['recall']:<9.3f}" for n in names)
+        cells = "  ".join(f"{_pair(scores[n]):>22}" for n in names)
         print(f"{page:<{width}}  {cells}")
+
+
+def _pair(scores: dict[str, float]) -> str:
+    return f"{scores['precision']:.3f} / {scores['recall']:.3f}"
 
 
 def main(argv: list[str] | None = None) -> None:
