@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 import trafilatura
 
@@ -38,7 +38,7 @@ class HtmlPage:
 
 def extract_html(markup: str, focus: Focus = DEFAULT_FOCUS) -> HtmlPage | None:
     """The page's article text and metadata; ``None`` when no article text is found."""
-    if focus not in ("balanced", "precision", "recall"):
+    if focus not in get_args(Focus):
         raise ValueError(f"unknown extraction focus {focus!r}")
     tree = trafilatura.load_html(markup)
     if tree is None:
