@@ -21,6 +21,8 @@ class Citation(_Frozen):
     sentence_start: int
     sentence_end: int
     sentence: str = Field(description="document.text[sentence_start:sentence_end]")
+    page: int | None = Field(None, description="the PDF page (from 1) the answer starts on; "
+                                               "null for documents without pages")
 
 
 class Candidate(_Frozen):

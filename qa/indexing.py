@@ -9,6 +9,7 @@ from typing import Callable, Sequence
 
 from .chunking import Chunk, Chunker
 from .documents import Document
+from .duplicates import with_story_ids
 from .embedding import Embedder
 from .loaders import Skipped, load_corpus
 from .settings import Settings
@@ -64,7 +65,8 @@ def index_corpus(corpus: Path, settings: Settings, embedder: Embedder, *, rebuil
         log(str(skip))
     # A file that fails to load this time keeps the version indexed before.
     keep = {skip.path for skip in loaded.skipped}
-    return write_documents(loaded.documents, settings, embedder, report=report, rebuild=rebuild,
+    documents = with_story_ids(loaded.documents)
+    return write_documents(documents, settings, embedder, report=report, rebuild=rebuild,
                            remove_missing=True, keep_ids=keep, progress=progress, log=log)
 
 

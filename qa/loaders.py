@@ -1,4 +1,4 @@
-"""Turn files into Documents: .txt, .md, .html/.htm and .jsonl.
+"""Turn files into Documents: .txt, .md, .html/.htm, .pdf and .jsonl.
 
 A file or line that cannot be used is reported as a ``Skipped`` entry and the batch goes on.
 Document ids are paths relative to the corpus root (or the JSONL ``id``), so they are stable.
@@ -16,8 +16,9 @@ from typing import Iterator
 from .documents import Document, make_document
 from .errors import DocumentError
 from .html_text import extract_html
+from .pdf_text import PAGE_STARTS, extract_pdf
 
-SUFFIXES = {".txt", ".md", ".markdown", ".html", ".htm", ".jsonl"}
+SUFFIXES = {".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".jsonl"}
 IGNORE_FILE = ".qaignore"
 # "Key: value" lines at the top of a .txt/.md file, ended by a blank line.
 _HEADER_LINE = re.compile(r"^(title|source|published|date|url)\s*:\s*(.*)$", re.IGNORECASE)
@@ -86,32 +87,24 @@ def _ignore_patterns(root: Path) -> list[str]:
 
 
 def _load_file(path: Path, rel: str, base: Path, max_bytes: int) -> Iterator[Document | Skipped]:
-    try:
-        text = _read_text(path, base, max_bytes)
-    except DocumentError as exc:
-        yield Skipped(rel, str(exc))
-        return
     suffix = path.suffix.lower()
-    if suffix == ".jsonl":
-        yield from _jsonl_documents(text, rel)
-        return
     try:
-        if suffix in (".html", ".htm"):
-            page = extract_html(text)
-            meta = page.meta
-            yield make_document(
-                rel, page.text, title=page.title,
-                source=meta.get("source") or meta.get("og:site_name") or "",
-                url=meta.get("url") or meta.get("og:url") or "",
-                published=meta.get("published") or meta.get("article:published_time") or meta.get("date"),
-            )
+        data = _read_bytes(path, base, max_bytes)
+        if suffix == ".pdf":
+            yield _pdf_document(rel, data)
+            return
+        text = _decode(data)
+        if suffix == ".jsonl":
+            yield from _jsonl_documents(text, rel)
+        elif suffix in (".html", ".htm"):
+            yield _html_document(rel, text)
         else:
             yield _plain_document(rel, text, markdown=suffix in (".md", ".markdown"))
     except DocumentError as exc:
         yield Skipped(rel, str(exc))
 
 
-def _read_text(path: Path, base: Path, max_bytes: int) -> str:
+def _read_bytes(path: Path, base: Path, max_bytes: int) -> bytes:
     resolved = path.resolve()
     if not resolved.is_relative_to(base.resolve()):
         raise DocumentError("link points outside the corpus root")
@@ -122,13 +115,31 @@ def _read_text(path: Path, base: Path, max_bytes: int) -> str:
         raise DocumentError("empty file")
     if size > max_bytes:
         raise DocumentError(f"file is {size:,} bytes, over the {max_bytes:,} byte limit")
-    data = resolved.read_bytes()
+    return resolved.read_bytes()
+
+
+def _decode(data: bytes) -> str:
     if b"\x00" in data[:8192]:
         raise DocumentError("binary file")
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise DocumentError(f"not valid UTF-8 (byte {exc.start})") from None
+
+
+def _html_document(doc_id: str, markup: str) -> Document:
+    page = extract_html(markup)
+    if page is None:
+        raise DocumentError("no article text found in the page")
+    return make_document(
+        doc_id, page.text, title=page.title, source=page.source, url=page.url,
+        published=page.published, metadata={"author": page.author} if page.author else None)
+
+
+def _pdf_document(doc_id: str, data: bytes) -> Document:
+    pdf = extract_pdf(data)
+    metadata = {PAGE_STARTS: pdf.page_starts, **({"author": pdf.author} if pdf.author else {})}
+    return make_document(doc_id, pdf.text, title=pdf.title, published=pdf.published, metadata=metadata)
 
 
 def _plain_document(doc_id: str, text: str, *, markdown: bool) -> Document:

@@ -19,6 +19,7 @@ from .documents import Document
 from .embedding import Embedder
 from .errors import CitationMismatch, InvalidInput, UnknownDocument
 from .indexing import IndexReport, index_config
+from .pdf_text import page_at
 from .answer_text import normalize_answer
 from .reading import ExtractiveReader, Reader, SpanGuess
 from .retrieval import Filters, FusionConfig, Hit, Mode, Retriever
@@ -200,7 +201,7 @@ def _cite(guess: SpanGuess, hits: list[Hit], documents: dict[str, Document]) -> 
         doc_id=doc.id, title=doc.title, source=doc.source, url=doc.url, published=doc.published_iso,
         start=start, end=end, quote=chunk.text[guess.start:guess.end],
         sentence_start=sentence_start, sentence_end=sentence_end,
-        sentence=doc.text[sentence_start:sentence_end])
+        sentence=doc.text[sentence_start:sentence_end], page=page_at(doc, start))
     verify_citation(citation, doc)
     return guess.confidence, citation
 

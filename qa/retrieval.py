@@ -16,6 +16,7 @@ from typing import Literal
 import numpy as np
 
 from . import vectors
+from .duplicates import STORY
 from .embedding import Embedder
 from .errors import InvalidInput
 from .store import IndexReader, StoredChunk
@@ -192,10 +193,12 @@ def _min_max(scores: np.ndarray) -> np.ndarray:
 
 
 def _without_overlaps(index: IndexReader, ranked, top_k: int) -> list[Hit]:
-    """Keep the best of overlapping chunks of one document; stop at ``top_k`` hits."""
+    """Keep the best of overlapping chunks of one document, and the best copy of a story told
+    by several documents (see duplicates.py); stop at ``top_k`` hits."""
     hits: list[Hit] = []
     window = ranked[: max(top_k * 3, top_k + 10)]
     chunks = {c.id: c for c in index.chunks([r[0] for r in window])}
+    story = _stories(index, {c.doc_id for c in chunks.values()})
     for chunk_id, score, signals in window:
         chunk = chunks.get(chunk_id)
         if chunk is None:
@@ -203,7 +206,17 @@ def _without_overlaps(index: IndexReader, ranked, top_k: int) -> list[Hit]:
         if any(h.chunk.doc_id == chunk.doc_id and h.chunk.start < chunk.end and chunk.start < h.chunk.end
                for h in hits):
             continue
+        if any(h.chunk.doc_id != chunk.doc_id and story[h.chunk.doc_id] == story[chunk.doc_id]
+               for h in hits):
+            continue
         hits.append(Hit(chunk, score, *signals))
         if len(hits) == top_k:
             break
     return hits
+
+
+def _stories(index: IndexReader, doc_ids: set[str]) -> dict[str, str]:
+    """Document id -> its story id (its own id when it has no copies)."""
+    documents = index.documents(sorted(doc_ids), with_text=False)
+    return {doc_id: str(documents[doc_id].metadata.get(STORY, doc_id)) if doc_id in documents else doc_id
+            for doc_id in doc_ids}

@@ -42,16 +42,37 @@ def test_txt_header_block_and_markdown_heading(tmp_path):
 def test_html_keeps_article_text_only(tmp_path):
     _write(tmp_path / "page.html", """<!doctype html><html><head><title>Page title</title>
       <meta name="source" content="Wire"><meta name="published" content="2023-07-12">
+      <meta name="author" content="Rosa Lind">
       <style>p { color: red }</style><script>var secret = "do not index";</script></head>
       <body><nav><a href="/">Home</a> Menu items</nav>
       <article><h1>Headline</h1><p>First &amp; foremost paragraph.</p><p>Second   paragraph.</p></article>
       <footer>Copyright footer</footer></body></html>""")
     doc = load_corpus(tmp_path).documents[0]
-    assert doc.title == "Page title"
+    assert doc.title == "Headline"
     assert doc.source == "Wire" and doc.published == date(2023, 7, 12)
+    assert doc.metadata == {"author": "Rosa Lind"}
     assert doc.text == "Headline\n\nFirst & foremost paragraph.\n\nSecond paragraph."
     for noise in ("secret", "color", "Menu", "Copyright"):
         assert noise not in doc.text
+
+
+def test_html_site_name_is_the_source_when_none_is_given(tmp_path):
+    body = "<article><h1>Rates held</h1><p>" + "The bank held its rate at four percent. " * 8 + "</p></article>"
+    _write(tmp_path / "og.html", f"""<html><head><meta property="og:site_name" content="Daily Wire">
+      </head><body>{body}</body></html>""")
+    _write(tmp_path / "both.html", f"""<html><head><meta property="og:site_name" content="Daily Wire">
+      <meta name="source" content="Reprinted Ledger"></head><body>{body}</body></html>""")
+    docs = {d.id: d for d in load_corpus(tmp_path).documents}
+    assert docs["og.html"].source == "Daily Wire"
+    assert docs["both.html"].source == "Reprinted Ledger"
+
+
+def test_html_without_article_text_is_skipped_with_a_reason(tmp_path):
+    _write(tmp_path / "empty.html", "<html><head><title>App shell</title></head>"
+           "<body><div id='app'></div><script>render()</script></body></html>")
+    result = load_corpus(tmp_path)
+    assert result.documents == []
+    assert [(s.path, s.reason) for s in result.skipped] == [("empty.html", "no article text found in the page")]
 
 
 def test_bad_files_and_lines_are_skipped_with_reasons(tmp_path):
@@ -130,6 +151,8 @@ def test_hostile_shapes_do_not_break_the_batch(tmp_path):
     (tmp_path / "dangling.txt").symlink_to(tmp_path / "missing-target.txt")
     result = load_corpus(tmp_path)
     ids = sorted(d.id for d in result.documents)
-    assert ids == ["7", "nested.html", "oneline.txt"]
-    assert next(d for d in result.documents if d.id == "nested.html").text == "Deep text."
-    assert len(result.skipped) == 4
+    assert ids == ["7", "oneline.txt"]
+    # Nesting this deep is past what the HTML parser builds a tree for: reported, not read.
+    reasons = {s.path: s.reason for s in result.skipped if s.line is None}
+    assert reasons["nested.html"] == "no article text found in the page"
+    assert len(result.skipped) == 5

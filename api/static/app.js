@@ -117,6 +117,7 @@
     const parts = [];
     if (asText(item.source)) parts.push(item.source);
     if (asText(item.published)) parts.push(formatDate(item.published));
+    if (Number.isInteger(item.page) && item.page > 0) parts.push(`p. ${item.page}`);
     return parts.join(' · ');
   }
 

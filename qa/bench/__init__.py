@@ -1,4 +1,4 @@
-"""Benchmarks: indexing, load and soak against a live server (and the harness that runs one).
+"""Benchmarks: indexing, article extraction, load and soak (and the live-server harness they use).
 
 A tool over the runtime: nothing in the answering path imports it; it needs the `bench` extra.
 """
