@@ -40,7 +40,8 @@ def _drop_qa_variables(patch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(scope="session", autouse=True)
 def _no_qa_variables_for_the_session():
-    """The shared models and index are built from the defaults, whatever QA_* the shell exports."""
+    """The shared models and index are built from the defaults, whatever QA_* the shell exports
+    (they come back when the session ends)."""
     with pytest.MonkeyPatch.context() as patch:
         _drop_qa_variables(patch)
         yield
@@ -48,7 +49,7 @@ def _no_qa_variables_for_the_session():
 
 @pytest.fixture(autouse=True)
 def _no_qa_variables(monkeypatch):
-    """Each test starts with no QA_* variable, even one an earlier test set by hand; the shell's come back after."""
+    """Each test starts with no QA_* variable, even one an earlier test set without monkeypatch."""
     _drop_qa_variables(monkeypatch)
 
 
