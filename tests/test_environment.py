@@ -36,5 +36,6 @@ def test_qa_variables_from_the_shell_are_hidden_from_every_test(pytester, monkey
     pytester.makepyfile(INNER_TESTS)
     monkeypatch.setenv("QA_TOP_K", "3")
     monkeypatch.setenv("QA_INDEX_DIR", "/nowhere")
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")  # the inner run needs no installed plugin
     result = pytester.runpytest_subprocess()
     result.assert_outcomes(passed=3)
