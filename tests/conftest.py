@@ -1,4 +1,5 @@
-"""Offline by construction: no sockets except loopback; one real model per test session."""
+"""Offline by construction: no sockets except loopback; each real model loads once per test session;
+no QA_* variable from the shell reaches a test."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ import pytest
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
+
+pytest_plugins = ["pytester"]  # tests/test_environment.py runs a pytest session of its own
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_CORPUS = ROOT / "corpus"
@@ -30,11 +33,40 @@ def _loopback_only(self, address):
 socket.socket.connect = _loopback_only
 
 
+def _drop_qa_variables(patch: pytest.MonkeyPatch) -> None:
+    for name in [name for name in os.environ if name.startswith("QA_")]:
+        patch.delenv(name)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_qa_variables_for_the_session():
+    """The shared models and index are built from the defaults, whatever QA_* the shell exports
+    (they come back when the session ends)."""
+    with pytest.MonkeyPatch.context() as patch:
+        _drop_qa_variables(patch)
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _no_qa_variables(monkeypatch):
+    """Each test starts with no QA_* variable, even one an earlier test set without monkeypatch."""
+    _drop_qa_variables(monkeypatch)
+
+
 @pytest.fixture(scope="session")
 def embedder():
     from qa.embedding import Embedder
 
     return Embedder()
+
+
+@pytest.fixture(scope="session")
+def reader():
+    """The default shipped reader, shared by the session: its model loads once, on the first read."""
+    from qa.reading import ExtractiveReader
+    from qa.settings import Settings
+
+    return ExtractiveReader.from_settings(Settings())
 
 
 @pytest.fixture
@@ -53,6 +85,14 @@ def demo_index(tmp_path_factory, embedder):
     settings = Settings(index_dir=tmp_path_factory.mktemp("demo") / "index", corpus_dir=DEMO_CORPUS)
     index_corpus(DEMO_CORPUS, settings, embedder)
     return settings
+
+
+@pytest.fixture(scope="session")
+def demo_pipeline(demo_index, embedder, reader):
+    """A pipeline over the demo index with the session's models (read-only for tests)."""
+    from qa.pipeline import Pipeline
+
+    return Pipeline(demo_index, embedder=embedder, reader=reader)
 
 
 @pytest.fixture

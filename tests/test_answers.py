@@ -8,8 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from qa.eval.questions import load_questions_jsonl
 from qa.eval.metrics import best_over_golds, f1
+from qa.eval.questions import load_questions_jsonl
 from qa.pipeline import Pipeline, verify_citation
 from qa.retrieval import Filters
 
@@ -23,14 +23,9 @@ MIN_ABSTAINED = 0.85
 
 
 @pytest.fixture(scope="module")
-def pipeline(demo_index, embedder):
-    return Pipeline(demo_index, embedder=embedder)
-
-
-@pytest.fixture(scope="module")
-def demo_results(pipeline):
+def demo_results(demo_pipeline):
     questions = load_questions_jsonl(DEMO_CORPUS / "questions.jsonl").questions
-    return [(q, pipeline.ask(q.question)) for q in questions]
+    return [(q, demo_pipeline.ask(q.question)) for q in questions]
 
 
 def test_question_set_is_big_enough():
@@ -39,6 +34,7 @@ def test_question_set_is_big_enough():
     assert sum(1 for q in questions if not q.answers) >= 8
 
 
+@pytest.mark.slow
 def test_answerable_questions_are_answered_right(demo_results):
     answerable = [(q, a) for q, a in demo_results if q.answers]
     right = [q.id for q, a in answerable
@@ -48,6 +44,7 @@ def test_answerable_questions_are_answered_right(demo_results):
     assert share >= MIN_ANSWERED_RIGHT, f"only {share:.0%} answered right"
 
 
+@pytest.mark.slow
 def test_unanswerable_questions_are_abstained(demo_results):
     unanswerable = [a for q, a in demo_results if not q.answers]
     share = sum(a.abstained for a in unanswerable) / len(unanswerable)
@@ -57,8 +54,9 @@ def test_unanswerable_questions_are_abstained(demo_results):
             assert answer.text is None and answer.citations == [] and answer.passages
 
 
-def test_every_citation_resolves_to_its_quote(pipeline, demo_results):
-    index = pipeline.index
+@pytest.mark.slow
+def test_every_citation_resolves_to_its_quote(demo_pipeline, demo_results):
+    index = demo_pipeline.index
     count = 0
     for _, answer in demo_results:
         for candidate in [answer, *answer.alternatives]:
@@ -71,17 +69,19 @@ def test_every_citation_resolves_to_its_quote(pipeline, demo_results):
     assert count > 50
 
 
-def test_same_answer_in_several_documents_is_one_answer(pipeline):
-    answer = pipeline.ask("How much humanitarian assistance has Canada committed to Ukraine?", top_k=8)
+@pytest.mark.slow
+def test_same_answer_in_several_documents_is_one_answer(demo_pipeline):
+    answer = demo_pipeline.ask("How much humanitarian assistance has Canada committed to Ukraine?", top_k=8)
     texts = [answer.text, *(c.text for c in answer.alternatives)]
     normalised = [" ".join(t.lower().split()) for t in texts if t]
     assert len(normalised) == len(set(normalised))
 
 
-def test_filters_restrict_passages(pipeline):
-    answer = pipeline.ask("What did the G7 declare in Vilnius?", filters=Filters(sources=("Baltic Wire",)))
+@pytest.mark.slow
+def test_filters_restrict_passages(demo_pipeline):
+    answer = demo_pipeline.ask("What did the G7 declare in Vilnius?", filters=Filters(sources=("Baltic Wire",)))
     assert all(p.source == "Baltic Wire" for p in answer.passages)
-    nothing = pipeline.ask("What did the G7 declare in Vilnius?", filters=Filters(sources=("Nobody",)))
+    nothing = demo_pipeline.ask("What did the G7 declare in Vilnius?", filters=Filters(sources=("Nobody",)))
     assert nothing.abstained and nothing.passages == []
 
 
@@ -90,6 +90,7 @@ def _cli(*args, index):
                           capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_cli_ask_for_people_and_scripts(demo_index):
     question = "When did Canadian and Ukrainian negotiators hold their first session on a bilateral security agreement?"
     human = _cli(question, index=demo_index.index_dir)
@@ -105,6 +106,7 @@ def test_cli_ask_for_people_and_scripts(demo_index):
     assert bad_date.returncode == 2 and "date" in bad_date.stderr
 
 
+@pytest.mark.slow
 def test_at_most_the_configured_number_of_questions_are_read_at_once(demo_index, embedder):
     class CountingReader:
         active = busiest = 0

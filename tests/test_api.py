@@ -9,25 +9,22 @@ from qa.pipeline import Pipeline
 
 QUESTION = "When did Canadian and Ukrainian negotiators hold their first session on a bilateral security agreement?"
 
-
-@pytest.fixture(scope="module")
-def shared_pipeline(demo_index, embedder):
-    return Pipeline(demo_index, embedder=embedder)
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def client(demo_index, shared_pipeline):
-    with TestClient(create_app(demo_index, shared_pipeline)) as c:
+def client(demo_index, demo_pipeline):
+    with TestClient(create_app(demo_index, demo_pipeline)) as c:
         yield c
 
 
 @pytest.fixture
-def writable(tmp_path, demo_index, shared_pipeline):
+def writable(tmp_path, demo_index, embedder, reader):
     """An app over a private copy of the demo index, with an API key."""
     index_dir = tmp_path / "index"
     shutil.copytree(demo_index.index_dir, index_dir)
     settings = demo_index.model_copy(update={"index_dir": index_dir, "api_key": SecretStr("s3cret")})
-    pipeline = Pipeline(settings, embedder=shared_pipeline.embedder, reader=shared_pipeline.reader)
+    pipeline = Pipeline(settings, embedder=embedder, reader=reader)
     with TestClient(create_app(settings, pipeline)) as c:
         yield c
 
@@ -146,9 +143,9 @@ def test_writes_need_the_key_and_are_visible_to_readers(writable):
     _error(writable.delete("/api/documents/api/zorblax", headers={"x-api-key": "s3cret"}), 404)
 
 
-def test_read_only_server_refuses_writes(demo_index, shared_pipeline):
+def test_read_only_server_refuses_writes(demo_index, demo_pipeline):
     settings = demo_index.model_copy(update={"read_only": True})
-    with TestClient(create_app(settings, shared_pipeline)) as c:
+    with TestClient(create_app(settings, demo_pipeline)) as c:
         doc = {"id": "x", "text": "some text"}
         assert _error(c.post("/api/documents", json={"documents": [doc]}), 403)["code"] == "forbidden"
 

@@ -8,6 +8,8 @@ from qa.bench.indexing import bench_index
 
 from .conftest import DEMO_CORPUS
 
+pytestmark = pytest.mark.slow
+
 
 def test_bench_index_times_the_build_and_one_document_writes(tmp_path, capsys):
     out = tmp_path / "index.json"

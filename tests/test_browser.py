@@ -1,7 +1,8 @@
 """The chat page in a real browser (Playwright driving Debian's Chromium) against the real server.
 
-`qa serve` runs as a subprocess over a copy of the demo corpus plus one hostile document whose
-text is HTML and script. Screenshots go to test-artifacts/ at the repository root.
+`qa serve` runs as a subprocess (the shared live-server harness) over a copy of the demo corpus plus
+one hostile document whose text is HTML and script. Screenshots go to test-artifacts/ at the
+repository root.
 
 Needs: `pip install playwright` (no `playwright install`: the browser is Debian's) and
 `apt-get install chromium`. Outside CI the tests are skipped when either is missing; in CI
@@ -13,15 +14,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
+
+from qa.bench.live_server import HOST, LiveServer
 
 pytestmark = pytest.mark.slow
 
@@ -91,69 +88,15 @@ def browser():
             chromium.close()
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _log_tail(path: Path, chars: int = 4000) -> str:
-    try:
-        return path.read_text(encoding="utf-8", errors="replace")[-chars:]
-    except OSError:
-        return "(no server log)"
-
-
-def _wait_healthy(base: str, process: subprocess.Popen, log_path: Path) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"qa serve exited with {process.returncode} before it was healthy:\n{_log_tail(log_path)}")
-        try:
-            with urllib.request.urlopen(f"{base}/api/health", timeout=5) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.5)
-    pytest.fail(f"qa serve was not healthy after {STARTUP_TIMEOUT_S} s:\n{_log_tail(log_path)}")
-
-
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-
-
 @pytest.fixture(scope="module")
-def server(browser, tmp_path_factory, request):
-    """`qa serve` over the demo corpus plus a hostile document; yields its base URL."""
+def server(browser, tmp_path_factory):
+    """`qa serve` over the demo corpus plus a hostile document (indexed at start); yields its base URL."""
     tmp = tmp_path_factory.mktemp("browser")
     corpus = tmp / "corpus"
     shutil.copytree(ROOT / "corpus", corpus)
     (corpus / "evil.txt").write_text(EVIL_DOCUMENT, encoding="utf-8")
-    port = _free_port()
-    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
-    log_path = tmp / "server.log"
-    log = open(log_path, "wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "qa.cli", "serve", "--index", str(tmp / "index"), "--corpus", str(corpus),
-         "--host", "127.0.0.1", "--port", str(port)],
-        cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-    )
-
-    def finish():
-        _stop(process)
-        log.close()
-
-    request.addfinalizer(finish)
-    base = f"http://127.0.0.1:{port}"
-    _wait_healthy(base, process, log_path)
-    return base
+    with LiveServer(tmp / "index", corpus, log=tmp / "server.log", ready_timeout_s=STARTUP_TIMEOUT_S) as live:
+        yield f"http://{HOST}:{live.port}"
 
 
 class PageWatch:
@@ -420,20 +363,3 @@ def test_controls_are_disabled_while_waiting_and_errors_show_in_the_conversation
     assert "error" in (reply.get_attribute("class") or "").split(), _describe(reply)
     expect(reply).to_contain_text("Could not reach the server")
     page.unroute("**/api/ask")
-
-
-def test_page_sources_never_turn_strings_into_html():
-    """Static companion to the hostile-document test: no HTML sinks, no inline script or style."""
-    import re
-
-    static = ROOT / "api" / "static"
-    script = (static / "app.js").read_text(encoding="utf-8")
-    for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function",
-                 "setAttribute('style'", 'setAttribute("style"'):
-        assert sink not in script, f"app.js uses {sink}"
-    page = (static / "index.html").read_text(encoding="utf-8")
-    assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", page), "index.html has an inline script"
-    assert not re.search(r"\son[a-z]+\s*=", page, re.IGNORECASE), "index.html has an inline event handler"
-    assert not re.search(r"\sstyle\s*=", page, re.IGNORECASE), "index.html has an inline style attribute"
-    assert not re.search(r"<style", page, re.IGNORECASE), "index.html has an inline <style>"
-    assert not re.search(r"(src|href)=\"(https?:)?//", page), "index.html loads something from another site"

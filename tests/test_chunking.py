@@ -6,6 +6,9 @@ from qa.loaders import load_corpus
 
 from .conftest import DEMO_CORPUS
 
+# The chunker counts with the embedding model's tokenizer, which loads the model.
+pytestmark = pytest.mark.slow
+
 PARAGRAPH = "The delegation met in Ottawa on Aug. 25 to open the talks. " * 6
 ADVERSARIAL = {
     "repeated paragraphs": "\n\n".join([PARAGRAPH] * 12),

@@ -4,8 +4,8 @@ import sys
 
 import pytest
 
-from qa.eval.runner import RunConfig, choose_questions, load_question_set, summarize
 from qa.eval.metrics import ndcg_at_k, percentile, recall_at_k, reciprocal_rank
+from qa.eval.runner import RunConfig, choose_questions, load_question_set, summarize
 
 from .conftest import DEMO_CORPUS
 

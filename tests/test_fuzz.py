@@ -73,12 +73,12 @@ def map_case(context, case):
 
 
 @pytest.fixture(scope="module")
-def fuzz_app(tmp_path_factory, demo_index, embedder):
+def fuzz_app(tmp_path_factory, demo_index, embedder, reader):
     """The real app over a private copy of the demo index, writes allowed with API_KEY."""
     index_dir = tmp_path_factory.mktemp("fuzz") / "index"
     shutil.copytree(demo_index.index_dir, index_dir)
     app_settings = demo_index.model_copy(update={"index_dir": index_dir, "api_key": SecretStr(API_KEY)})
-    app = create_app(app_settings, Pipeline(app_settings, embedder=embedder))
+    app = create_app(app_settings, Pipeline(app_settings, embedder=embedder, reader=reader))
     assert app.openapi() == schema.raw_schema
     _SLOT.app = app
     yield app

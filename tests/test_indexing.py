@@ -9,6 +9,8 @@ from qa.errors import IndexCorrupt, IndexMismatch, IndexMissing
 from qa.indexing import index_corpus
 from qa.store import FORMAT_VERSION, IndexReader
 
+pytestmark = pytest.mark.slow
+
 
 def _write_corpus(root, docs):
     root.mkdir(parents=True, exist_ok=True)
@@ -115,8 +117,10 @@ def test_cli_index_and_stats(tmp_path):
     corpus = tmp_path / "c"
     _write_corpus(corpus, {"a.txt": "Alpha talks.", "b.txt": "Beta aid."})
     index = tmp_path / "idx"
-    run = lambda *args: subprocess.run([sys.executable, "-m", "qa.cli", *args], capture_output=True,
-                                       text=True, timeout=300)
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "qa.cli", *args], capture_output=True, text=True, timeout=300)
+
     first = run("index", str(corpus), "--index", str(index), "--quiet")
     assert first.returncode == 0, first.stderr
     assert "2 added, 0 updated, 0 unchanged, 0 removed, 0 skipped" in first.stdout

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import pytest
 
-from qa.indexing import write_documents
 from qa.bench.live_server import Client, LiveServer, document_path, free_port, wait_ready
+from qa.indexing import write_documents
 from qa.loaders import document_from_record
 from qa.settings import Settings
 

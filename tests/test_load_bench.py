@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from qa.errors import InvalidInput
 from qa.bench.load import SQUAD_ORIGIN, mix_counts, question_mix
 from qa.bench.soak import Ledger, SoakConfig, memory_summary, run_soak, soak_text, verify
+from qa.errors import InvalidInput
 
 from .conftest import DEMO_CORPUS
 

@@ -41,6 +41,7 @@ def test_precision_is_a_setting(monkeypatch):
         Settings()
 
 
+@pytest.mark.slow
 def test_bfloat16_embeddings_match_float32():
     texts = ["The Broncos won the game in Santa Clara.", "A river runs through the old city."]
     reference = Embedder(precision="float32").encode(texts)
@@ -49,6 +50,7 @@ def test_bfloat16_embeddings_match_float32():
     assert np.all(np.sum(reference * fast, axis=1) > 0.99)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("precision", ["float32", "bfloat16"])
 def test_a_question_is_encoded_as_a_batch_of_one_would_be(precision):
     embedder = Embedder(precision=precision)
@@ -61,6 +63,7 @@ def test_a_question_is_encoded_as_a_batch_of_one_would_be(precision):
     assert np.all(np.sum(single * batch, axis=1) > 0.999)
 
 
+@pytest.mark.slow
 def test_bfloat16_reader_picks_the_same_answer():
     passage = ("The final was played on 7 February 2016 at Levi's Stadium in Santa Clara. "
                "Denver beat Carolina 24 to 10 and Von Miller was named the most valuable player.")

@@ -9,6 +9,7 @@ from qa.sentences import sentence_bounds
 from qa.settings import Settings
 
 
+@pytest.mark.slow
 def test_a_local_qa_model_directory_can_be_plugged_in(tiny_model_dir, demo_index, embedder, monkeypatch):
     monkeypatch.setenv("QA_READER_MODEL", str(tiny_model_dir))
     monkeypatch.setenv("QA_INDEX_DIR", str(demo_index.index_dir))
@@ -75,6 +76,7 @@ def _scripted(demo_index, embedder, first: float, others: float, early_stop: boo
     return Pipeline(settings, embedder=embedder, reader=reader).ask(QUESTION), reader, hits
 
 
+@pytest.mark.slow
 def test_a_confident_first_passage_stops_the_reading(demo_index, embedder):
     answer, reader, hits = _scripted(demo_index, embedder, first=0.9, others=0.95)
     assert reader.calls == [[hits[0].chunk.text]]
@@ -84,18 +86,20 @@ def test_a_confident_first_passage_stops_the_reading(demo_index, embedder):
     assert [p.chunk_id for p in answer.passages[:3]] == [h.chunk.id for h in hits]
 
 
+@pytest.mark.slow
 def test_an_unsure_first_passage_reads_the_others_and_keeps_their_offsets(demo_index, embedder):
     answer, reader, hits = _scripted(demo_index, embedder, first=0.3, others=0.8)
     assert reader.calls == [[hits[0].chunk.text], [h.chunk.text for h in hits[1:]]]
     assert answer.confidence == pytest.approx(0.8)
     cited = {(c.doc_id, c.start) for c in answer.citations}
     assert (hits[1].chunk.doc_id, hits[1].chunk.start) in cited
-    index = Pipeline(demo_index).index
+    index = Pipeline(demo_index, embedder=embedder).index
     for candidate in [answer, *answer.alternatives]:
         for citation in candidate.citations:
             verify_citation(citation, index.document(citation.doc_id))
 
 
+@pytest.mark.slow
 def test_passages_the_reader_answers_from_move_ahead(demo_index, embedder):
     answer, _, hits = _scripted(demo_index, embedder, first=0.1, others=0.9)
     # Retrieval ranked hits[0] first, but by less than the reader's confidence gap.
@@ -104,11 +108,13 @@ def test_passages_the_reader_answers_from_move_ahead(demo_index, embedder):
     assert [p.score for p in answer.passages[:3]] == [round(h.score, 4) for h in (hits[1], hits[2], hits[0])]
 
 
+@pytest.mark.slow
 def test_reranking_by_the_reader_can_be_turned_off(demo_index, embedder):
     answer, _, hits = _scripted(demo_index, embedder, first=0.1, others=0.9, reader_rerank=False)
     assert [p.chunk_id for p in answer.passages[:3]] == [h.chunk.id for h in hits]
 
 
+@pytest.mark.slow
 def test_without_early_stop_every_passage_is_read_at_once(demo_index, embedder):
     _, reader, hits = _scripted(demo_index, embedder, first=0.9, others=0.95, early_stop=False)
     assert reader.calls == [[h.chunk.text for h in hits]]

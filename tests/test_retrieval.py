@@ -36,6 +36,7 @@ def _index_two_documents(corpus, settings, embedder, second: str) -> IndexReader
     return IndexReader.open(settings.index_dir)
 
 
+@pytest.mark.slow
 def test_every_sentence_has_a_vector_and_replacing_a_document_drops_its_own(tmp_path, settings, embedder):
     corpus = tmp_path / "c"
     reader = _index_two_documents(corpus, settings, embedder,
@@ -62,6 +63,7 @@ def test_every_sentence_has_a_vector_and_replacing_a_document_drops_its_own(tmp_
     reader.close()
 
 
+@pytest.mark.slow
 def test_verify_finds_sentence_vectors_that_do_not_match_the_rows(tmp_path, settings, embedder):
     corpus = tmp_path / "c"
     _write_corpus(corpus, {"a.txt": "One sentence. Another sentence."})
@@ -73,6 +75,7 @@ def test_verify_finds_sentence_vectors_that_do_not_match_the_rows(tmp_path, sett
     reader.close()
 
 
+@pytest.mark.slow
 def test_sentence_score_is_the_best_sentence_of_the_chunk(demo_index, embedder):
     pipeline = Pipeline(demo_index, embedder=embedder)
     question = "Which city hosted the NATO summit?"
@@ -86,6 +89,7 @@ def test_sentence_score_is_the_best_sentence_of_the_chunk(demo_index, embedder):
         assert hit.sentence_score == pytest.approx(best, abs=1e-5)
 
 
+@pytest.mark.slow
 def test_sentence_bm25_scores_each_sentence_on_its_own(tmp_path, settings, embedder):
     reader = _index_two_documents(tmp_path / "c", settings, embedder,
                                   "Beta aid reached Kyiv on Monday. Trucks carried grain to Kyiv.")
@@ -106,6 +110,7 @@ def test_sentence_bm25_scores_each_sentence_on_its_own(tmp_path, settings, embed
     reader.close()
 
 
+@pytest.mark.slow
 def test_sentence_lexical_score_is_the_best_sentence_bm25_of_the_chunk(demo_index, embedder):
     pipeline = Pipeline(demo_index.model_copy(update=SENTENCE_BM25_ON), embedder=embedder)
     question = "How much humanitarian assistance has Canada committed to Ukraine?"
@@ -116,6 +121,7 @@ def test_sentence_lexical_score_is_the_best_sentence_bm25_of_the_chunk(demo_inde
         assert hit.sentence_lexical_score == pytest.approx(float(scores[mine].max()))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fusion", ["convex", "rrf"])
 def test_sentence_bm25_is_left_out_unless_weighted(demo_index, embedder, fusion):
     question = "How much humanitarian assistance has Canada committed to Ukraine?"
@@ -131,6 +137,7 @@ def test_fusion_weights_must_leave_room_for_bm25(tmp_path):
         Settings(index_dir=tmp_path, dense_weight=0.5, sentence_weight=0.3, sentence_lexical_weight=0.3)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fusion", ["convex", "rrf"])
 def test_an_index_without_sentence_vectors_answers_from_two_signals(tmp_path, embedder, demo_index, fusion):
     settings = Settings(index_dir=tmp_path / "index", sentence_vectors=False, fusion=fusion)
@@ -150,4 +157,4 @@ def test_an_index_without_sentence_vectors_answers_from_two_signals(tmp_path, em
     assert hits[0].chunk.doc_id == with_sentences.search(question, top_k=1)[0].chunk.doc_id
 
     with pytest.raises(IndexMismatch, match="without sentence vectors"):
-        Pipeline(settings.model_copy(update={"sentence_vectors": True}), embedder=embedder).index
+        _ = Pipeline(settings.model_copy(update={"sentence_vectors": True}), embedder=embedder).index

@@ -11,6 +11,7 @@ import pytest
 
 from qa.bench.live_server import HOST, LiveServer, document_path
 from qa.settings import Settings
+
 from .conftest import DEMO_CORPUS
 
 KEY = "Zq8vW2-writer-key-that-must-never-be-logged"

@@ -106,7 +106,7 @@ def test_lora_save_and_merge_round_trip(tiny_model_dir, tmp_path):
     assert len(adapted) == 2 * 6
     torch.manual_seed(1)
     with torch.no_grad():
-        for name, param in model.named_parameters():
+        for param in model.parameters():
             if param.requires_grad:  # pretend training moved every trainable parameter
                 param.add_(0.1 * torch.randn_like(param))
     path = tmp_path / "adapter.safetensors"

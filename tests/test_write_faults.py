@@ -23,7 +23,6 @@ from qa.indexing import index_corpus, write_documents
 from qa.lexical import LexicalIndex
 from qa.loaders import load_corpus
 from qa.pipeline import Pipeline
-from qa.reading import ExtractiveReader
 from qa.settings import Settings
 
 from .helpers import committed_state, leftovers, lock_is_free, open_files
@@ -61,11 +60,6 @@ def base(tmp_path_factory, embedder):
     old = committed_state(index_dir)
     new = {d.id: d.content_hash for d in load_corpus(new_corpus).documents}
     return index_dir, new_corpus, old, new
-
-
-@pytest.fixture(scope="module")
-def reader():
-    return ExtractiveReader()
 
 
 def _copy_index(base, target: Path) -> Settings:
