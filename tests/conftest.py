@@ -73,7 +73,7 @@ def reader():
 def settings(tmp_path):
     from qa.settings import Settings
 
-    return Settings(index_dir=tmp_path / "index", corpus_dir=DEMO_CORPUS)
+    return Settings(index_dir=tmp_path / "index")
 
 
 @pytest.fixture(scope="session")
@@ -82,7 +82,7 @@ def demo_index(tmp_path_factory, embedder):
     from qa.indexing import index_corpus
     from qa.settings import Settings
 
-    settings = Settings(index_dir=tmp_path_factory.mktemp("demo") / "index", corpus_dir=DEMO_CORPUS)
+    settings = Settings(index_dir=tmp_path_factory.mktemp("demo") / "index")
     index_corpus(DEMO_CORPUS, settings, embedder)
     return settings
 
