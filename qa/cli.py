@@ -5,19 +5,22 @@ from __future__ import annotations
 import json
 import os
 import sys
+from datetime import date
 from pathlib import Path
 
 import click
 
-from .settings import Settings
 from .cli_options import (CHECK_FAILED, EXIT_CODES, Choices, CommandGroup, IsoDate, WholeNumbers,
                           example, index_option, json_option, log_to_stderr, quiet_option,
                           settings_for, show_progress)
+from .settings import Settings
 
 MODES = ("hybrid", "dense", "lexical")
 
 
-@click.group(cls=CommandGroup, epilog=EXIT_CODES, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=CommandGroup, context_settings={"help_option_names": ["-h", "--help"]},
+             epilog=example("qa index corpus/", 'qa ask "Where did the G7 meet in July 2023?"', "qa serve")
+             + "\n\n" + EXIT_CODES)
 def cli() -> None:
     """Extractive question answering over your documents.
 
@@ -87,7 +90,7 @@ def stats_command(index: Path | None, as_json: bool, verify: bool) -> None:
 @click.option("--since", type=IsoDate(), help="Only documents published on or after this day.")
 @click.option("--until", type=IsoDate(), help="Only documents published on or before this day.")
 def ask_command(question: str, index: Path | None, top_k: int | None, as_json: bool, source: tuple[str, ...],
-        since, until) -> None:
+                since: date | None, until: date | None) -> None:
     """Answer one question from the index."""
     from .pipeline import Pipeline
     from .presentation import render_answer
@@ -105,7 +108,7 @@ def ask_command(question: str, index: Path | None, top_k: int | None, as_json: b
 
 @cli.command("eval", epilog=example(
     "qa eval corpus/questions.jsonl --index /tmp/demo-index --compare hybrid,lexical",
-    "qa eval squad-dev.json --limit 500 --baseline previous",
+    "QA_READER_MODEL=my-reader/ qa eval squad-dev.json --limit 500 --baseline previous",
     "qa eval corpus/questions.jsonl --baseline eval-results/results.json"))
 @click.argument("questions", type=click.Path(exists=True, path_type=Path))
 @index_option
@@ -136,8 +139,14 @@ def eval_command(questions: Path, index: Path | None, split: str, compare: list[
     Prints a table of retrieval, answer, calibration and latency metrics, one column per run.
     """
     from .eval.report import references_for, table, write_outputs
-    from .eval.runner import (against_reader, cached_index_dir, choose_questions, evaluate,
-                              load_question_set, run_configs)
+    from .eval.runner import (
+        against_reader,
+        cached_index_dir,
+        choose_questions,
+        evaluate,
+        load_question_set,
+        run_configs,
+    )
     from .indexing import write_documents
     from .pipeline import Pipeline
     from .store import committed_generation
@@ -192,7 +201,7 @@ def _baseline(value: str | None, settings: Settings) -> tuple[str | None, dict |
         raise click.BadParameter(f"{path} is not a results.json: {exc}", param_hint="--baseline") from None
 
 
-@cli.group()
+@cli.group(epilog=example("qa bench index corpus/", "qa bench load --index /tmp/demo-index"))
 def bench() -> None:
     """Benchmarks: each prints a table and writes JSON."""
 

@@ -12,12 +12,13 @@ import tomllib
 from pathlib import Path
 
 import pytest
+
 from qa.cli_options import PLUGIN_GROUP
 
 from .helpers import run_qa as qa
 
 ROOT = Path(__file__).resolve().parent.parent
-COMMANDS = [["index"], ["stats"], ["ask"], ["eval"], ["bench", "index"], ["bench", "load"], ["bench", "soak"],
+COMMANDS = [[], ["index"], ["stats"], ["ask"], ["eval"], ["bench"], ["bench", "index"], ["bench", "load"], ["bench", "soak"],
             ["serve"]]
 QUESTION = "Where did the Alpha talks take place?"
 
@@ -56,14 +57,14 @@ def test_the_group_help_lists_the_commands_and_documents_exit_codes(declared_plu
         assert f"  {code} " in result.output and meaning in result.output
 
 
-@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda command: " ".join(command) or "qa")
 def test_every_command_has_help_with_an_example(command, declared_plugins):
     result = qa(*command, "--help")
     assert result.exit_code == 0, result.output
     description = result.output.split("\n\n")[1].strip()
     assert description and description[0].isupper()
     example = result.output.split("Example:\n", 1)[1]
-    assert example.lstrip().startswith(f"qa {' '.join(command)}")
+    assert example.lstrip().startswith(" ".join(["qa", *command]))
 
 
 def test_serve_is_the_entry_point_of_the_api_package(declared_plugins):
@@ -117,6 +118,23 @@ def test_a_missing_index_is_a_data_error_on_one_line(tmp_path):
     _one_line_error(result, "no index at", str(tmp_path / "none"))
 
 
+def test_an_interrupt_exits_130(tmp_path, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("qa.store.IndexReader.open", interrupted)
+    result = qa("stats", "--index", str(tmp_path))
+    assert result.exit_code == 130 and result.stderr == "Interrupted.\n"
+
+
+def test_a_soak_that_fails_its_bars_exits_3(tmp_path, monkeypatch):
+    monkeypatch.setattr("qa.bench.load.question_mix", lambda *args: [])
+    monkeypatch.setattr("qa.bench.soak.run_soak", lambda *args: {"passed": False})
+    assert qa("bench", "soak", "--index", str(tmp_path), "--squad-sample", "0").exit_code == 3
+    monkeypatch.setattr("qa.bench.soak.run_soak", lambda *args: {"passed": True})
+    assert qa("bench", "soak", "--index", str(tmp_path), "--squad-sample", "0").exit_code == 0
+
+
 def test_baseline_is_a_shipped_reader_or_a_results_file(tmp_path):
     questions = str(ROOT / "corpus" / "questions.jsonl")
     unknown = qa("eval", questions, "--baseline", "nosuch")
@@ -132,12 +150,13 @@ def test_the_installed_script_end_to_end(tmp_path):
     """One real process of the installed `qa` script (the code of this checkout first on its path)."""
     script = Path(sys.executable).with_name("qa")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    run = lambda *args: subprocess.run([str(script), *args], capture_output=True, text=True, env=env, timeout=120)
+    run = lambda *args: subprocess.run([str(script), *args], capture_output=True, text=True, env=env,
+                                       timeout=120, check=False)
     assert "Exit codes:" in run("--help").stdout
     missing = run("stats", "--index", str(tmp_path / "none"))
     assert missing.returncode == 2
-    assert missing.stderr.strip().splitlines() == [f"Error: no index at {tmp_path / 'none'}; "
-                                                   "build one with `qa index CORPUS`"]
+    expected = f"Error: no index at {tmp_path / 'none'}; build one with `qa index CORPUS`"
+    assert missing.stderr.strip().splitlines() == [expected]
 
 
 class _CurrentStderr(logging.Handler):
