@@ -148,8 +148,8 @@ class CommandGroup(click.Group):
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         command = super().get_command(ctx, name)
-        entry = _plugins().get(name)
-        if command is not None or entry is None:
+        entry = None if command else _plugins().get(name)
+        if entry is None:
             return command
         try:
             return entry.load()  # imported only when used: `qa index` never loads the web stack
