@@ -1,314 +1,312 @@
-"""The `qa` command: a thin shell over the library."""
+"""The `qa` command: a thin shell over the library. Shared options and exit codes: ``cli_options``."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
 from datetime import date
 from pathlib import Path
-from typing import Sequence
 
-from .errors import InvalidInput, QAError
+import click
+
+from .cli_options import (CHECK_FAILED, EXIT_CODES, Choices, CommandGroup, IsoDate, WholeNumbers,
+                          example, index_option, json_option, log_to_stderr, quiet_option,
+                          settings_for, show_progress)
 from .settings import Settings
 
-
-def _settings(args: argparse.Namespace) -> Settings:
-    overrides = {}
-    if getattr(args, "index", None):
-        overrides["index_dir"] = Path(args.index)
-    return Settings(**overrides)
+MODES = ("hybrid", "dense", "lexical")
 
 
-def _progress(args: argparse.Namespace) -> bool:
-    return not getattr(args, "quiet", False) and sys.stderr.isatty()
+@click.group(cls=CommandGroup, context_settings={"help_option_names": ["-h", "--help"]},
+             epilog=example("qa index corpus/", 'qa ask "Where did the G7 meet in July 2023?"', "qa serve")
+             + "\n\n" + EXIT_CODES)
+def cli() -> None:
+    """Extractive question answering over your documents.
+
+    Index a folder, then ask; every answer is a quote of the documents, with its citation.
+    """
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # models are shipped or cached; never fetched
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-def _log(args: argparse.Namespace):
-    quiet = getattr(args, "quiet", False)
-    return (lambda message: None) if quiet else (lambda message: print(message, file=sys.stderr))
-
-
-def _date(value: str) -> date:
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a YYYY-MM-DD date: {value!r}") from None
-
-
-def _int_list(value: str, option: str) -> list[int]:
-    try:
-        numbers = [int(part) for part in str(value).split(",")]
-    except ValueError:
-        raise InvalidInput(f"{option} takes whole numbers separated by commas, got {value!r}") from None
-    if any(n < 1 for n in numbers):
-        raise InvalidInput(f"{option} values must be at least 1")
-    return numbers
-
-
-def cmd_index(args: argparse.Namespace) -> int:
+@cli.command("index", epilog=example("qa index corpus/", "qa index news.jsonl --index /tmp/news-index --rebuild"))
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@index_option
+@click.option("--rebuild", is_flag=True, help="Start from an empty index.")
+@quiet_option
+def index_command(path: Path, index: Path | None, rebuild: bool, quiet: bool) -> None:
+    """Index a corpus folder or file (incremental: only what changed is embedded)."""
     from .embedding import Embedder
     from .indexing import index_corpus
 
-    settings = _settings(args)
-    embedder = Embedder.from_settings(settings)
-    report = index_corpus(Path(args.path), settings, embedder, rebuild=args.rebuild,
-                          progress=_progress(args), log=_log(args))
-    print(f"{args.path}: {report.summary()}; {report.chunks_embedded} chunks embedded")
-    return 0
+    settings = settings_for(index)
+    report = index_corpus(path, settings, Embedder.from_settings(settings), rebuild=rebuild,
+                          progress=show_progress(quiet), log=log_to_stderr(quiet))
+    click.echo(f"{path}: {report.summary()}; {report.chunks_embedded} chunks embedded")
 
 
-def cmd_stats(args: argparse.Namespace) -> int:
+@cli.command("stats", epilog=example("qa stats --index /tmp/news-index --verify"))
+@index_option
+@json_option
+@click.option("--verify", is_flag=True, help="Also check that vectors, chunks and BM25 agree.")
+def stats_command(index: Path | None, as_json: bool, verify: bool) -> None:
+    """Show what the index holds."""
     from .store import IndexReader
 
-    settings = _settings(args)
-    index = IndexReader.open(settings.index_dir)
+    settings = settings_for(index)
+    reader = IndexReader.open(settings.index_dir)
     try:
-        if args.verify:
-            index.verify()
-        m = index.manifest
-        stats = {
+        if verify:
+            reader.verify()
+        m = reader.manifest
+        facts = {
             "index": str(settings.index_dir), "documents": m.documents, "chunks": m.chunks,
             "sentences": m.sentences, "sentence_vectors": m.sentence_vectors,
             "model": m.model, "dimension": m.dimension,
             "chunking": f"{m.chunk_tokens} tokens, {m.chunk_overlap} overlap",
-            "size_on_disk_bytes": index.size_on_disk(), "generation": m.generation,
+            "size_on_disk_bytes": reader.size_on_disk(), "generation": m.generation,
             "created": m.created_at, "last_updated": m.updated_at,
         }
     finally:
-        index.close()
-    if args.json:
-        print(json.dumps(stats, indent=2))
-    else:
-        width = max(map(len, stats))
-        for key, value in stats.items():
-            print(f"{key.replace('_', ' '):<{width}}  {value}")
-        if args.verify:
-            print("consistency check passed")
-    return 0
+        reader.close()
+    if as_json:
+        click.echo(json.dumps(facts, indent=2))
+        return
+    width = max(map(len, facts))
+    for key, value in facts.items():
+        click.echo(f"{key.replace('_', ' '):<{width}}  {value}")
+    if verify:
+        click.echo("consistency check passed")
 
 
-def cmd_ask(args: argparse.Namespace) -> int:
+@cli.command("ask", epilog=example('qa ask "Where did the G7 meet in July 2023?"',
+                            'qa ask "Who pledged aid?" --source "Baltic Wire" --since 2023-07-01 --json'))
+@click.argument("question")
+@index_option
+@click.option("--top-k", type=click.IntRange(1, 100), help="Passages retrieved (default: $QA_TOP_K).")
+@json_option
+@click.option("--source", multiple=True, help="Only documents from this source (repeatable).")
+@click.option("--since", type=IsoDate(), help="Only documents published on or after this day.")
+@click.option("--until", type=IsoDate(), help="Only documents published on or before this day.")
+def ask_command(question: str, index: Path | None, top_k: int | None, as_json: bool, source: tuple[str, ...],
+                since: date | None, until: date | None) -> None:
+    """Answer one question from the index."""
     from .pipeline import Pipeline
     from .presentation import render_answer
     from .retrieval import Filters
 
-    settings = _settings(args)
-    pipeline = Pipeline(settings)
-    filters = Filters(sources=tuple(args.source or ()), since=args.since, until=args.until)
-    if args.top_k is not None and not 1 <= args.top_k <= 100:
-        raise InvalidInput("--top-k must be between 1 and 100")
-    pipeline.validate_question(args.question)  # before spending a second on loading models
+    pipeline = Pipeline(settings_for(index))
+    pipeline.validate_question(question)  # before spending a second on loading models
     pipeline.warm_up()
-    answer = pipeline.ask(args.question, top_k=args.top_k, filters=filters)
-    if args.json:
-        print(answer.model_dump_json(indent=2))
+    answer = pipeline.ask(question, top_k=top_k, filters=Filters(sources=source, since=since, until=until))
+    if as_json:
+        click.echo(answer.model_dump_json(indent=2))
     else:
-        print(render_answer(answer, color=sys.stdout.isatty()))
-    return 0
+        click.echo(render_answer(answer, color=sys.stdout.isatty()))
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
-    from api.server import serve
+@cli.command("eval", epilog=example(
+    "qa eval corpus/questions.jsonl --index /tmp/demo-index --compare hybrid,lexical",
+    "QA_READER_MODEL=my-reader/ qa eval squad-dev.json --limit 500 --baseline previous",
+    "qa eval corpus/questions.jsonl --baseline eval-results/results.json"))
+@click.argument("questions", type=click.Path(exists=True, path_type=Path))
+@index_option
+@click.option("--split", default="test", show_default=True,
+              type=click.Choice(["train", "calibration", "test", "all"]),
+              help="SQuAD articles or BEIR qrels to use.")
+@click.option("--compare", default="hybrid", show_default=True, type=Choices(MODES),
+              help="Retrievers to compare, comma-separated.")
+@click.option("--gold-passage", is_flag=True, help="Also read each gold passage alone.")
+@click.option("--no-read", is_flag=True, help="Retrieval metrics only.")
+@click.option("--top-k", default="20", show_default=True, type=WholeNumbers(),
+              help="Passages retrieved; several to compare, e.g. 5,20.")
+@click.option("--reader-passages", type=WholeNumbers(), help="Passages read; several to compare, e.g. 1,3.")
+@click.option("--limit", type=click.IntRange(min=1), help="Only the first N questions.")
+@click.option("--sample", type=click.IntRange(min=1), help="A random sample of N questions.")
+@click.option("--seed", default=0, show_default=True, help="Seed of --sample.")
+@click.option("--baseline", metavar="READER|RESULTS",
+              help="A shipped reader to run the same evaluation with, side by side; "
+                   "or an earlier results.json to show the differences from.")
+@click.option("--out", default=Path("eval-results"), show_default=True, type=click.Path(path_type=Path),
+              help="Folder for results.json, predictions.jsonl and report.html.")
+@quiet_option
+def eval_command(questions: Path, index: Path | None, split: str, compare: list[str], gold_passage: bool,
+             no_read: bool, top_k: list[int], reader_passages: list[int] | None, limit: int | None,
+             sample: int | None, seed: int, baseline: str | None, out: Path, quiet: bool) -> None:
+    """Evaluate over a question set: project JSONL, SQuAD JSON or a BEIR folder.
 
-    settings = _settings(args)
-    return serve(settings, host=args.host, port=args.port, corpus=Path(args.corpus),
-                 progress=_progress(args))
-
-
-def cmd_bench_index(args: argparse.Namespace) -> int:
-    from .bench.indexing import bench_index
-
-    if args.writes < 0:
-        raise InvalidInput("--writes must be 0 or more")
-    bench_index(Path(args.corpus), Path(args.out), limit=args.limit, writes=args.writes)
-    return 0
-
-
-def cmd_eval(args: argparse.Namespace) -> int:
+    Prints a table of retrieval, answer, calibration and latency metrics, one column per run.
+    """
     from .eval.report import references_for, table, write_outputs
-    from .eval.runner import (RunConfig, cached_index_dir, choose_questions, evaluate,
-                             load_question_set)
+    from .eval.runner import (
+        against_reader,
+        cached_index_dir,
+        choose_questions,
+        evaluate,
+        load_question_set,
+        run_configs,
+    )
     from .indexing import write_documents
     from .pipeline import Pipeline
     from .store import committed_generation
 
-    settings = _settings(args)
-    qset = load_question_set(Path(args.questions), args.split)
+    settings = settings_for(index)
+    baseline_reader, baseline_results = _baseline(baseline, settings)
+    qset = load_question_set(questions, split)
     pipeline = Pipeline(settings)
     if qset.documents:  # the set brings its own corpus: build (or reuse) an index for it
         settings = settings.model_copy(update={"index_dir": cached_index_dir(qset, settings)})
         pipeline = Pipeline(settings, embedder=pipeline.embedder, reader=pipeline.reader)
         if committed_generation(settings.index_dir) is None:
-            print(f"indexing {len(qset.documents):,} documents into {settings.index_dir}", file=sys.stderr)
+            click.echo(f"indexing {len(qset.documents):,} documents into {settings.index_dir}", err=True)
             write_documents(qset.documents, settings, pipeline.embedder, rebuild=True,
-                            progress=_progress(args))
-    questions = choose_questions(qset.questions, args.limit, args.sample, args.seed)
-    has_answers = any(q.answers for q in questions)
-    read = "retrieved" if has_answers and not args.no_read else "none"
-    top_ks = _int_list(args.top_k, "--top-k")
-    passages = _int_list(args.reader_passages, "--reader-passages") if args.reader_passages else [None]
-    configs = []
-    for mode in args.compare.split(","):
-        for top_k in top_ks:
-            for n in passages:
-                name = mode + (f" k={top_k}" if len(top_ks) > 1 else "") + (f" read={n}" if len(passages) > 1 else "")
-                configs.append(RunConfig(name, mode=mode, read=read, top_k=top_k, reader_passages=n))
-    if args.gold_passage:
-        configs.append(RunConfig("gold-passage", read="gold"))
-    baseline = json.loads(Path(args.baseline).read_text()) if args.baseline else None
-    results = [evaluate(qset, questions, pipeline, c, progress=_progress(args)) for c in configs]
-    print(f"{qset.name}: {len(questions):,} questions")
-    print(table(results, baseline))
+                            progress=show_progress(quiet))
+    chosen = choose_questions(qset.questions, limit, sample, seed)
+    read = "retrieved" if any(q.answers for q in chosen) and not no_read else "none"
+    configs = run_configs(compare, top_k, reader_passages or [None], read, gold_passage)
+    if baseline_reader:
+        if read == "none":
+            raise click.UsageError("--baseline READER compares readers, but this run reads nothing "
+                                   "(--no-read, or a question set without answers)")
+        configs = against_reader(configs, settings, baseline_reader)
+    results = [evaluate(qset, chosen, pipeline, c, progress=show_progress(quiet)) for c in configs]
+    click.echo(f"{qset.name}: {len(chosen):,} questions")
+    click.echo(table(results, baseline_results))
     for name, _, value, source in references_for(qset.name):
-        print(f"  published: {name}: {value}  ({source})")
-    out = Path(args.out)
-    write_outputs(out, qset.name, results, baseline)
-    print(f"wrote {out}/results.json, predictions.jsonl, report.html")
-    return 0
+        click.echo(f"  published: {name}: {value}  ({source})")
+    write_outputs(out, qset.name, results, baseline_results)
+    click.echo(f"wrote {out}/results.json, predictions.jsonl, report.html")
 
 
-def _question_mix(args: argparse.Namespace):
+def _baseline(value: str | None, settings: Settings) -> tuple[str | None, dict | None]:
+    """``--baseline``: (a shipped reader to run as well, or None; earlier results, or None)."""
+    from .eval.runner import reader_label
+    from .reading import shipped_readers
+
+    if value is None:
+        return None, None
+    if value in shipped_readers():
+        if value == reader_label(settings) and not settings.reader_model:
+            raise click.BadParameter(f"{value!r} is the reader already in use (QA_READER)",
+                                     param_hint="--baseline")
+        return value, None
+    path = Path(value)
+    if not path.is_file():
+        raise click.BadParameter(f"{value!r} is neither a shipped reader ({', '.join(shipped_readers())}) "
+                                 "nor a results.json file", param_hint="--baseline")
+    try:
+        return None, json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise click.BadParameter(f"{path} is not a results.json: {exc}", param_hint="--baseline") from None
+
+
+@cli.group(epilog=example("qa bench index corpus/", "qa bench load --index /tmp/demo-index"))
+def bench() -> None:
+    """Benchmarks: each prints a table and writes JSON."""
+
+
+@bench.command("index", epilog=example("qa bench index corpus/", "qa bench index squad-dev.json --limit 500"))
+@click.argument("corpus", type=click.Path(exists=True, path_type=Path))
+@click.option("--out", default=Path("bench-results/index.json"), show_default=True,
+              type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--limit", type=click.IntRange(min=1), help="Only the first N documents.")
+@click.option("--writes", default=5, show_default=True, type=click.IntRange(min=0),
+              help="One-document commits timed after indexing.")
+def bench_index(corpus: Path, out: Path, limit: int | None, writes: int) -> None:
+    """Indexing throughput, and the pipeline's cost over bare encoding.
+
+    CORPUS is a corpus folder or file, or a SQuAD JSON file (one document per paragraph).
+    """
+    from .bench.indexing import bench_index as run
+
+    run(corpus, out, limit=limit, writes=writes)
+
+
+def question_mix_options(command):
+    """The question mix of the load and soak benchmarks."""
+    for option in reversed([
+        click.argument("questions", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path)),
+        click.option("--squad", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                     help="SQuAD JSON to sample more questions from (default: the public dev file "
+                          "under ../shared/data when it exists)."),
+        click.option("--squad-sample", default=100, show_default=True, type=click.IntRange(min=0),
+                     help="SQuAD questions added to the mix (0: none); the demo corpus mostly cannot answer them."),
+        click.option("--seed", default=0, show_default=True, help="Seed of the SQuAD sample, the shuffle and the writes."),
+        click.option("--corpus", default=Path("corpus"), show_default=True, type=click.Path(path_type=Path),
+                     help="Corpus the index is built from when missing; its questions.jsonl is the default mix."),
+    ]):
+        command = option(command)
+    return command
+
+
+def _question_mix(questions: tuple[Path, ...], corpus: Path, squad: Path | None, squad_sample: int, seed: int):
     from .bench.load import DEFAULT_SQUAD, question_mix
 
-    files = [Path(path) for path in args.questions] or [Path(args.corpus) / "questions.jsonl"]
-    squad = Path(args.squad) if args.squad else (DEFAULT_SQUAD if DEFAULT_SQUAD.is_file() else None)
-    return question_mix(files, squad, args.squad_sample, args.seed)
+    files = list(questions) or [corpus / "questions.jsonl"]
+    squad = squad or (DEFAULT_SQUAD if DEFAULT_SQUAD.is_file() else None)
+    return question_mix(files, squad, squad_sample, seed)
 
 
-def cmd_bench_load(args: argparse.Namespace) -> int:
-    from .bench.load import bench_load
+@bench.command("load", epilog=example("qa bench load --index /tmp/demo-index --clients 1,4 --duration 5"))
+@question_mix_options
+@click.option("--index", type=click.Path(file_okay=False, path_type=Path),
+              help="Index to serve (built from --corpus when missing).")
+@click.option("--clients", default="1,4,16", show_default=True, type=WholeNumbers(),
+              help="Concurrent clients, one level after another.")
+@click.option("--duration", default=15.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              help="Seconds per level.")
+@click.option("--max-requests", default=3000, show_default=True, type=click.IntRange(min=1),
+              help="Requests per level at most.")
+@click.option("--out", default=Path("bench-results/load.json"), show_default=True,
+              type=click.Path(dir_okay=False, path_type=Path))
+def bench_load(questions, squad, squad_sample, seed, corpus, index, clients, duration, max_requests, out) -> None:
+    """Concurrent clients against a real server on 127.0.0.1.
 
-    settings = _settings(args)
-    bench_load(settings.index_dir, Path(args.corpus), _question_mix(args), Path(args.out),
-               levels=tuple(_int_list(args.clients, "--clients")), duration_s=args.duration,
-               max_requests=args.max_requests)
-    return 0
+    QUESTIONS are question files (project JSONL or SQuAD JSON); default: CORPUS/questions.jsonl.
+    """
+    from .bench.load import bench_load as run
+
+    mix = _question_mix(questions, corpus, squad, squad_sample, seed)
+    run(settings_for(index).index_dir, corpus, mix, out, levels=tuple(clients), duration_s=duration,
+        max_requests=max_requests)
 
 
-def cmd_bench_soak(args: argparse.Namespace) -> int:
+@bench.command("soak", epilog=example("qa bench soak --index /tmp/demo-index --duration 120"))
+@question_mix_options
+@click.option("--index", type=click.Path(file_okay=False, path_type=Path),
+              help="Index to copy and serve (built from a copy of --corpus when missing).")
+@click.option("--clients", default=16, show_default=True, type=click.IntRange(min=1))
+@click.option("--duration", default=60.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              help="Seconds measured.")
+@click.option("--warm-up", default=10.0, show_default=True, type=click.FloatRange(min=0),
+              help="Seconds of the same mix first, not measured (its writes are still verified).")
+@click.option("--write-fraction", default=0.1, show_default=True, type=click.FloatRange(0, 1),
+              help="Share of requests that add, replace or delete documents.")
+@click.option("--max-growth-mb", default=50.0, show_default=True, type=float,
+              help="Fail when server RSS grows more than this from the first to the last quarter.")
+@click.option("--out", default=Path("bench-results/soak.json"), show_default=True,
+              type=click.Path(dir_okay=False, path_type=Path))
+def bench_soak(questions, squad, squad_sample, seed, corpus, index, clients, duration, warm_up,
+               write_fraction, max_growth_mb, out) -> None:
+    """Asks mixed with writes for a while: memory, errors, no lost writes. Exits 3 when a bar fails.
+
+    QUESTIONS are question files (project JSONL or SQuAD JSON); default: CORPUS/questions.jsonl.
+    """
     from .bench.soak import SoakConfig, run_soak
 
-    if args.clients < 1 or args.duration <= 0 or args.warm_up < 0 or not 0 <= args.write_fraction <= 1:
-        raise InvalidInput("--clients must be at least 1, --duration positive, --warm-up not negative, "
-                           "--write-fraction between 0 and 1")
-    config = SoakConfig(clients=args.clients, duration_s=args.duration, write_fraction=args.write_fraction,
-                        max_growth_mb=args.max_growth_mb, seed=args.seed, warm_up_s=args.warm_up)
-    report = run_soak(_settings(args).index_dir, Path(args.corpus), _question_mix(args), Path(args.out), config)
-    return 0 if report["passed"] else 1
+    config = SoakConfig(clients=clients, duration_s=duration, write_fraction=write_fraction,
+                        max_growth_mb=max_growth_mb, seed=seed, warm_up_s=warm_up)
+    mix = _question_mix(questions, corpus, squad, squad_sample, seed)
+    report = run_soak(settings_for(index).index_dir, corpus, mix, out, config)
+    if not report["passed"]:
+        raise click.exceptions.Exit(CHECK_FAILED)
 
 
-def _add_question_mix_arguments(b: argparse.ArgumentParser) -> None:
-    b.add_argument("questions", nargs="*",
-                   help="question files (project JSONL or SQuAD JSON); default: CORPUS/questions.jsonl")
-    b.add_argument("--squad", help="SQuAD JSON to sample more questions from (default: the public dev "
-                                   "file under ../shared/data when it exists)")
-    b.add_argument("--squad-sample", type=int, default=100, dest="squad_sample",
-                   help="SQuAD questions added to the mix (0: none); the demo corpus mostly cannot answer them")
-    b.add_argument("--seed", type=int, default=0, help="seed of the SQuAD sample, the shuffle and the writes")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="qa", description="Extractive question answering over your documents.")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    p = sub.add_parser("index", help="index a corpus folder or file (incremental)")
-    p.add_argument("path")
-    p.add_argument("--index", help="index directory (default: $QA_INDEX_DIR or ./index)")
-    p.add_argument("--rebuild", action="store_true", help="start from an empty index")
-    p.add_argument("--quiet", action="store_true", help="no progress or per-file messages")
-    p.set_defaults(run=cmd_index)
-
-    p = sub.add_parser("stats", help="what the index holds")
-    p.add_argument("--index")
-    p.add_argument("--json", action="store_true")
-    p.add_argument("--verify", action="store_true", help="also check vectors, chunks and BM25 agree")
-    p.set_defaults(run=cmd_stats)
-
-    p = sub.add_parser("ask", help="answer one question from the index")
-    p.add_argument("question")
-    p.add_argument("--index")
-    p.add_argument("--top-k", type=int, dest="top_k")
-    p.add_argument("--json", action="store_true", help="print the Answer as JSON")
-    p.add_argument("--source", action="append", help="only documents from this source (repeatable)")
-    p.add_argument("--since", type=_date, help="only documents published on or after YYYY-MM-DD")
-    p.add_argument("--until", type=_date, help="only documents published on or before YYYY-MM-DD")
-    p.set_defaults(run=cmd_ask)
-
-    p = sub.add_parser("serve", help="serve the API and chat page (indexes the corpus first if needed)")
-    p.add_argument("--index")
-    p.add_argument("--corpus", default="corpus", help="indexed first when no index exists")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--quiet", action="store_true")
-    p.set_defaults(run=cmd_serve)
-
-    p = sub.add_parser("eval", help="evaluate over a question set (project JSONL, SQuAD JSON, BEIR folder)")
-    p.add_argument("questions")
-    p.add_argument("--index", help="index for question sets without their own corpus")
-    p.add_argument("--split", default="test", choices=["train", "calibration", "test", "all"],
-                   help="SQuAD articles / BEIR qrels to use (default: test)")
-    p.add_argument("--compare", default="hybrid", help="retrievers to compare: hybrid,dense,lexical")
-    p.add_argument("--gold-passage", action="store_true", help="also read each gold passage alone")
-    p.add_argument("--no-read", action="store_true", help="retrieval metrics only")
-    p.add_argument("--top-k", default="20", dest="top_k", help="passages retrieved; several: 5,20")
-    p.add_argument("--reader-passages", dest="reader_passages", help="passages read; several: 1,3")
-    p.add_argument("--limit", type=int)
-    p.add_argument("--sample", type=int)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--baseline", help="an earlier results.json to compare against")
-    p.add_argument("--out", default="eval-results")
-    p.add_argument("--quiet", action="store_true")
-    p.set_defaults(run=cmd_eval)
-
-    p = sub.add_parser("bench", help="benchmarks (print a table, write JSON)")
-    bench = p.add_subparsers(dest="bench", required=True)
-    b = bench.add_parser("index", help="indexing throughput and the pipeline's cost over bare encoding")
-    b.add_argument("corpus", help="a corpus folder/file, or a SQuAD JSON file (one document per paragraph)")
-    b.add_argument("--out", default="bench-results/index.json")
-    b.add_argument("--limit", type=int, help="only the first N documents")
-    b.add_argument("--writes", type=int, default=5, help="one-document commits timed after indexing")
-    b.set_defaults(run=cmd_bench_index)
-    b = bench.add_parser("load", help="concurrent clients against a real server on 127.0.0.1")
-    _add_question_mix_arguments(b)
-    b.add_argument("--index", help="index to serve (built from --corpus when missing)")
-    b.add_argument("--corpus", default="corpus")
-    b.add_argument("--clients", default="1,4,16")
-    b.add_argument("--duration", type=float, default=15.0, help="seconds per level")
-    b.add_argument("--max-requests", type=int, default=3000, dest="max_requests")
-    b.add_argument("--out", default="bench-results/load.json")
-    b.set_defaults(run=cmd_bench_load)
-    b = bench.add_parser("soak", help="asks mixed with writes for a while; memory, errors, no lost writes")
-    _add_question_mix_arguments(b)
-    b.add_argument("--index", help="index to copy and serve (built from a copy of --corpus when missing)")
-    b.add_argument("--corpus", default="corpus")
-    b.add_argument("--clients", type=int, default=16)
-    b.add_argument("--duration", type=float, default=60.0, help="seconds measured")
-    b.add_argument("--warm-up", type=float, default=10.0, dest="warm_up",
-                   help="seconds of the same mix first, not measured (its writes are still verified)")
-    b.add_argument("--write-fraction", type=float, default=0.1, dest="write_fraction",
-                   help="share of requests that add, replace or delete documents")
-    b.add_argument("--max-growth-mb", type=float, default=50.0, dest="max_growth_mb",
-                   help="fail when server RSS grows more than this from the first to the last quarter")
-    b.add_argument("--out", default="bench-results/soak.json")
-    b.set_defaults(run=cmd_bench_soak)
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    args = build_parser().parse_args(argv)
-    try:
-        return args.run(args)
-    except QAError as exc:
-        print(f"qa: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("qa: interrupted", file=sys.stderr)
-        return 130
+def main() -> None:
+    """The installed `qa` script."""
+    cli(prog_name="qa")
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import zipfile
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -21,11 +22,22 @@ def _stemmer():
     return Stemmer.Stemmer("english")
 
 
-def _words(texts: Sequence[str], stemmer) -> list[list[str]]:
-    """The stemmed words BM25 counts, stop words left out; queries and items alike."""
+@functools.cache
+def _bm25s():
+    """The bm25s module, its logger put back on the application's level.
+
+    bm25s sets its logger to DEBUG when imported, so every index build printed a debug line
+    wherever an application had installed a log handler (`qa serve` logs to stderr).
+    """
     import bm25s
 
-    return bm25s.tokenize(list(texts), stopwords="en", stemmer=stemmer, return_ids=False,
+    logging.getLogger("bm25s").setLevel(logging.NOTSET)
+    return bm25s
+
+
+def _words(texts: Sequence[str], stemmer) -> list[list[str]]:
+    """The stemmed words BM25 counts, stop words left out; queries and items alike."""
+    return _bm25s().tokenize(list(texts), stopwords="en", stemmer=stemmer, return_ids=False,
                           show_progress=False)
 
 
@@ -121,9 +133,7 @@ def _score_matrix(table: TokenTable, words: int, k1: float, b: float) -> dict:
 @functools.cache
 def _bm25_class():
     """bm25s's BM25, its matrix built by ``_score_matrix`` (the method bm25s says to override)."""
-    import bm25s
-
-    class ArrayBM25(bm25s.BM25):
+    class ArrayBM25(_bm25s().BM25):
         def build_index_from_ids(self, unique_token_ids, corpus_token_ids, show_progress=True,
                                  leave_progress=False):
             if self.method != "lucene":
@@ -156,8 +166,7 @@ class LexicalIndex:
 
     @classmethod
     def load(cls, directory: Path) -> LexicalIndex:
-        import bm25s
-
+        bm25s = _bm25s()
         ids = np.load(directory / _IDS_FILE)
         if len(ids) == 0:
             return cls(bm25s.BM25(), ids)

@@ -1,4 +1,5 @@
-"""Checks shared by the crash and write-fault tests: what a committed index holds, what a writer left."""
+"""Checks shared by the crash and write-fault tests (what a committed index holds, what a writer left),
+and the `qa` command run in process."""
 
 from __future__ import annotations
 
@@ -6,7 +7,16 @@ import fcntl
 import os
 from pathlib import Path
 
+from click.testing import CliRunner, Result
+
 from qa.store import IndexReader, committed_generation
+
+
+def run_qa(*args: str, **env: str) -> Result:
+    """`qa ARGS` in this process, with ``env`` as extra environment variables; stdout and stderr apart."""
+    from qa.cli import cli
+
+    return CliRunner().invoke(cli, [str(a) for a in args], env=env or None, prog_name="qa")
 
 
 def committed_state(index_dir: Path) -> dict[str, str]:

@@ -1,6 +1,4 @@
 import json
-import subprocess
-import sys
 
 import pytest
 
@@ -8,6 +6,7 @@ from qa.eval.metrics import ndcg_at_k, percentile, recall_at_k, reciprocal_rank
 from qa.eval.runner import RunConfig, choose_questions, load_question_set, summarize
 
 from .conftest import DEMO_CORPUS
+from .helpers import run_qa
 
 
 def test_ranking_metrics_on_hand_computed_cases():
@@ -74,10 +73,9 @@ def test_every_format_is_parsed(tmp_path):
 @pytest.mark.slow
 def test_end_to_end_evaluation_writes_the_report(demo_index, tmp_path):
     out = tmp_path / "eval"
-    run = subprocess.run([sys.executable, "-m", "qa.cli", "eval", str(DEMO_CORPUS / "questions.jsonl"),
-                          "--index", str(demo_index.index_dir), "--compare", "hybrid,lexical",
-                          "--limit", "12", "--out", str(out)], capture_output=True, text=True, timeout=600)
-    assert run.returncode == 0, run.stderr
+    run = run_qa("eval", DEMO_CORPUS / "questions.jsonl", "--index", demo_index.index_dir,
+                 "--compare", "hybrid,lexical", "--limit", "12", "--out", out)
+    assert run.exit_code == 0, run.output
     assert "recall@1" in run.stdout and "hybrid" in run.stdout and "lexical" in run.stdout
     results = json.loads((out / "results.json").read_text())
     assert [r["config"]["name"] for r in results["runs"]] == ["hybrid", "lexical"]
@@ -90,21 +88,18 @@ def test_end_to_end_evaluation_writes_the_report(demo_index, tmp_path):
     report = (out / "report.html").read_text()
     assert report.count("<img") >= 3 and "Recall@k" in report
 
-    again = subprocess.run([sys.executable, "-m", "qa.cli", "eval", str(DEMO_CORPUS / "questions.jsonl"),
-                            "--index", str(demo_index.index_dir), "--limit", "12", "--out", str(tmp_path / "b"),
-                            "--baseline", str(out / "results.json")], capture_output=True, text=True, timeout=600)
-    assert again.returncode == 0 and "(+0)" in again.stdout
+    again = run_qa("eval", DEMO_CORPUS / "questions.jsonl", "--index", demo_index.index_dir, "--limit", "12",
+                   "--out", tmp_path / "b", "--baseline", out / "results.json")
+    assert again.exit_code == 0 and "(+0)" in again.stdout
 
 
 @pytest.mark.slow
 def test_compare_mode_crosses_retrievers_top_k_and_reader_variants(demo_index, tmp_path):
-    run = subprocess.run([sys.executable, "-m", "qa.cli", "eval", str(DEMO_CORPUS / "questions.jsonl"),
-                          "--index", str(demo_index.index_dir), "--compare", "hybrid,dense", "--top-k", "5,10",
-                          "--reader-passages", "1,2", "--limit", "3", "--out", str(tmp_path)],
-                         capture_output=True, text=True, timeout=600)
-    assert run.returncode == 0, run.stderr
+    run = run_qa("eval", DEMO_CORPUS / "questions.jsonl", "--index", demo_index.index_dir,
+                 "--compare", "hybrid,dense", "--top-k", "5,10", "--reader-passages", "1,2", "--limit", "3",
+                 "--out", tmp_path)
+    assert run.exit_code == 0, run.output
     names = [r["config"]["name"] for r in json.loads((tmp_path / "results.json").read_text())["runs"]]
     assert names == [f"{m} k={k} read={n}" for m in ("hybrid", "dense") for k in (5, 10) for n in (1, 2)]
-    bad = subprocess.run([sys.executable, "-m", "qa.cli", "eval", str(DEMO_CORPUS / "questions.jsonl"),
-                          "--top-k", "five"], capture_output=True, text=True, timeout=300)
-    assert bad.returncode == 2 and "--top-k" in bad.stderr
+    bad = run_qa("eval", DEMO_CORPUS / "questions.jsonl", "--top-k", "five")
+    assert bad.exit_code == 1 and "--top-k" in bad.stderr

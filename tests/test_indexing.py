@@ -1,6 +1,4 @@
 import json
-import subprocess
-import sys
 from dataclasses import replace
 
 import pytest
@@ -8,6 +6,8 @@ import pytest
 from qa.errors import IndexCorrupt, IndexMismatch, IndexMissing
 from qa.indexing import index_corpus
 from qa.store import FORMAT_VERSION, IndexReader
+
+from .helpers import run_qa
 
 pytestmark = pytest.mark.slow
 
@@ -117,23 +117,18 @@ def test_cli_index_and_stats(tmp_path):
     corpus = tmp_path / "c"
     _write_corpus(corpus, {"a.txt": "Alpha talks.", "b.txt": "Beta aid."})
     index = tmp_path / "idx"
-
-    def run(*args):
-        return subprocess.run([sys.executable, "-m", "qa.cli", *args], capture_output=True, text=True, timeout=300)
-
-    first = run("index", str(corpus), "--index", str(index), "--quiet")
-    assert first.returncode == 0, first.stderr
+    first = run_qa("index", corpus, "--index", index, "--quiet")
+    assert first.exit_code == 0, first.output
     assert "2 added, 0 updated, 0 unchanged, 0 removed, 0 skipped" in first.stdout
-    again = run("index", str(corpus), "--index", str(index))
+    again = run_qa("index", corpus, "--index", index)
     assert "0 added, 0 updated, 2 unchanged" in again.stdout
-    stats = run("stats", "--index", str(index), "--json", "--verify")
-    assert stats.returncode == 0, stats.stderr
+    stats = run_qa("stats", "--index", index, "--json", "--verify")
+    assert stats.exit_code == 0, stats.output
     data = json.loads(stats.stdout)
     assert data["documents"] == 2 and data["chunks"] == 2 and data["size_on_disk_bytes"] > 0
     assert data["sentences"] == 2 and data["sentence_vectors"] is True
-    missing = run("stats", "--index", str(tmp_path / "none"))
-    assert missing.returncode == 2 and missing.stderr.startswith("qa: error: no index")
-    assert "Traceback" not in missing.stderr
+    missing = run_qa("stats", "--index", tmp_path / "none")
+    assert missing.exit_code == 2 and missing.stderr.startswith("Error: no index")
 
 
 def test_a_commit_tokenizes_only_what_it_writes(tmp_path, settings, embedder, monkeypatch):

@@ -1,5 +1,6 @@
 """BM25 rebuilt from saved words equals BM25 built from scratch, and only new text is tokenized."""
 
+import logging
 from dataclasses import replace
 from pathlib import Path
 
@@ -95,3 +96,9 @@ def test_the_matrix_built_over_arrays_is_bm25s_own(tmp_path):
     for query in QUERIES + ["Kyiv"]:
         np.testing.assert_allclose(again.scores(query), reference.get_scores(index.tokenize_query(query) or [""]),
                                    rtol=1e-6)
+
+
+def test_building_logs_nothing_below_the_applications_level(caplog):
+    """bm25s sets its own logger to DEBUG on import; an application's handler would print its debug lines."""
+    LexicalIndex.build(["Alpha talks in Vilnius.", "Beta aid."], [0, 1])
+    assert not [r for r in caplog.records if r.name.startswith("bm25s") and r.levelno < logging.WARNING]

@@ -17,7 +17,6 @@ from fastapi.testclient import TestClient
 import qa.embedding
 import qa.store as store
 from api import create_app
-from qa import cli
 from qa.errors import IndexFull, IndexReadOnly, IndexWriteFailed
 from qa.indexing import index_corpus, write_documents
 from qa.lexical import LexicalIndex
@@ -25,7 +24,7 @@ from qa.loaders import load_corpus
 from qa.pipeline import Pipeline
 from qa.settings import Settings
 
-from .helpers import committed_state, leftovers, lock_is_free, open_files
+from .helpers import committed_state, leftovers, lock_is_free, open_files, run_qa
 
 pytestmark = pytest.mark.slow
 
@@ -217,9 +216,9 @@ def _fill(disk: Path, leave_bytes: int) -> None:
     os.truncate(filler, max(0, filler.stat().st_size - leave_bytes))
 
 
-def _run_cli(argv, capsys):
-    status = cli.main(argv)
-    return status, capsys.readouterr().err.strip()
+def _run_cli(argv):
+    result = run_qa(*argv)
+    return result.exit_code, result.stderr.strip()
 
 
 @pytest.fixture
@@ -239,16 +238,16 @@ def _room(kind: str, generation: Path) -> int:
 
 # Where the disk runs out varies with the room left: copying the database, adding rows, vectors.
 @pytest.mark.parametrize("room", ["none", "database", "all-but-vectors"])
-def test_full_disk(room, mount, base, embedder, reader, tmp_path, cli_env, capsys):
+def test_full_disk(room, mount, base, embedder, reader, tmp_path, cli_env):
     _, new_corpus, old, new = base
     disk = tmp_path / "disk"
     mount("-t", "tmpfs", "-o", "size=2m", "tmpfs", target=disk)
     settings = _copy_index(base, disk / "index")
     _fill(disk, _room(room, settings.index_dir / f"gen-{store.committed_generation(settings.index_dir):06d}"))
 
-    status, stderr = _run_cli(["index", str(new_corpus), "--index", str(settings.index_dir), "--quiet"], capsys)
-    assert status != 0
-    assert stderr.startswith("qa: error: ")
+    status, stderr = _run_cli(["index", str(new_corpus), "--index", str(settings.index_dir), "--quiet"])
+    assert status == 2
+    assert stderr.startswith("Error: ")
     _assert_one_clear_line(stderr, settings.index_dir, "no space left on device")
     _assert_untouched(settings.index_dir, old)
 
@@ -260,19 +259,19 @@ def test_full_disk(room, mount, base, embedder, reader, tmp_path, cli_env, capsy
         assert client.post("/api/ask", json=QUESTION).status_code == 200
 
     (disk / "filler").unlink()  # space again: the same command succeeds without any repair
-    status, stderr = _run_cli(["index", str(new_corpus), "--index", str(settings.index_dir), "--quiet"], capsys)
+    status, stderr = _run_cli(["index", str(new_corpus), "--index", str(settings.index_dir), "--quiet"])
     assert status == 0, stderr
     assert committed_state(settings.index_dir) == new
 
 
-def test_read_only_index_directory(mount, base, embedder, reader, tmp_path, cli_env, capsys):
+def test_read_only_index_directory(mount, base, embedder, reader, tmp_path, cli_env):
     _, new_corpus, old, new = base
     settings = _copy_index(base, tmp_path / "index")
     mount("--bind", str(settings.index_dir), target=settings.index_dir)
     mount("-o", "remount,bind,ro", target=settings.index_dir)
 
-    status, stderr = _run_cli(["index", str(new_corpus), "--index", str(settings.index_dir), "--quiet"], capsys)
-    assert status != 0
+    status, stderr = _run_cli(["index", str(new_corpus), "--index", str(settings.index_dir), "--quiet"])
+    assert status == 2
     _assert_one_clear_line(stderr, settings.index_dir, "not writable (read-only file system)")
     _assert_untouched(settings.index_dir, old)
 
@@ -285,6 +284,6 @@ def test_read_only_index_directory(mount, base, embedder, reader, tmp_path, cli_
     _assert_untouched(settings.index_dir, old)
 
     subprocess.run(["mount", "-o", "remount,bind,rw", str(settings.index_dir)], check=True)
-    status, stderr = _run_cli(["index", str(new_corpus), "--index", str(settings.index_dir), "--quiet"], capsys)
+    status, stderr = _run_cli(["index", str(new_corpus), "--index", str(settings.index_dir), "--quiet"])
     assert status == 0, stderr
     assert committed_state(settings.index_dir) == new

@@ -7,7 +7,7 @@ import os
 import random
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterable, Literal
 
@@ -42,6 +42,7 @@ class RunConfig:
     read: Literal["retrieved", "gold", "none"] = "retrieved"
     top_k: int = 20
     reader_passages: int | None = None  # None: the configured number
+    reader: str | None = None  # a shipped reader to read with; None: the configured reader
 
 
 @dataclass
@@ -75,6 +76,30 @@ def choose_questions(questions: list[Question], limit: int | None, sample: int |
     return questions[:limit] if limit else questions
 
 
+def run_configs(modes: list[Mode], top_ks: list[int], passages: list[int | None],
+                read: Literal["retrieved", "none"], gold_passage: bool) -> list[RunConfig]:
+    """Every retriever crossed with every top-k and number of passages read; each named by what varies."""
+    configs = []
+    for mode in modes:
+        for top_k in top_ks:
+            for n in passages:
+                name = mode + (f" k={top_k}" if len(top_ks) > 1 else "") + (f" read={n}" if len(passages) > 1 else "")
+                configs.append(RunConfig(name, mode=mode, read=read, top_k=top_k, reader_passages=n))
+    if gold_passage:
+        configs.append(RunConfig("gold-passage", read="gold"))
+    return configs
+
+
+def reader_label(settings: Settings) -> str:
+    return Path(settings.reader_model).name if settings.reader_model else settings.reader
+
+
+def against_reader(configs: list[RunConfig], settings: Settings, baseline: str) -> list[RunConfig]:
+    """``configs`` with the configured reader, then again with shipped reader ``baseline``; names say which."""
+    current = [replace(c, name=f"{c.name} · reader {reader_label(settings)}") for c in configs]
+    return current + [replace(c, name=f"{c.name} · reader {baseline}", reader=baseline) for c in configs]
+
+
 def cached_index_dir(qset: QuestionSet, settings: Settings) -> Path:
     """Indexes of bundled corpora are cached by the corpus content and the index settings."""
     digest = hashlib.sha256()
@@ -90,9 +115,13 @@ def cached_index_dir(qset: QuestionSet, settings: Settings) -> Path:
 def evaluate(qset: QuestionSet, questions: list[Question], pipeline: Pipeline, config: RunConfig,
              *, progress: bool = False) -> RunResult:
     result = RunResult(config)
-    if config.reader_passages:
-        variant = pipeline.settings.model_copy(update={"reader_passages": config.reader_passages})
-        pipeline = Pipeline(variant, embedder=pipeline.embedder, reader=pipeline.reader)
+    update: dict = {"reader_passages": config.reader_passages} if config.reader_passages else {}
+    if config.reader:
+        update |= {"reader": config.reader, "reader_model": None}
+    if update:
+        variant = pipeline.settings.model_copy(update=update)
+        reader = None if config.reader else pipeline.reader  # None: the variant loads its own
+        pipeline = Pipeline(variant, embedder=pipeline.embedder, reader=reader)
     index = pipeline.index
     rows = []
     for question in _progress(questions, config.name, progress):
