@@ -10,8 +10,19 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.routing import Match, Mount
 
-from qa.errors import (DocumentError, IndexBusy, IndexCorrupt, IndexFull, IndexMismatch, IndexMissing,
-                       IndexReadOnly, IndexWriteFailed, InvalidInput, QAError, UnknownDocument)
+from qa.errors import (
+    DocumentError,
+    IndexBusy,
+    IndexCorrupt,
+    IndexFull,
+    IndexMismatch,
+    IndexMissing,
+    IndexReadOnly,
+    IndexWriteFailed,
+    InvalidInput,
+    QAError,
+    UnknownDocument,
+)
 
 from .schemas import ErrorResponse
 

@@ -10,9 +10,21 @@ from pathlib import Path
 
 import click
 
-from .cli_options import (CHECK_FAILED, EXIT_CODES, Choices, CommandGroup, IsoDate, WholeNumbers,
-                          example, index_option, json_option, log_to_stderr, quiet_option,
-                          settings_for, show_progress)
+from .cli_options import (
+    CHECK_FAILED,
+    EXIT_CODES,
+    Choices,
+    CommandGroup,
+    IsoDate,
+    WholeNumbers,
+    example,
+    index_option,
+    json_option,
+    log_to_stderr,
+    quiet_option,
+    settings_for,
+    show_progress,
+)
 from .settings import Settings
 
 MODES = ("hybrid", "dense", "lexical")

@@ -12,8 +12,8 @@ from .documents import Document
 from .duplicates import with_story_ids
 from .embedding import Embedder
 from .loaders import Skipped, load_corpus
-from .settings import Settings
 from .sentences import sentence_spans
+from .settings import Settings
 from .store import IndexConfig, IndexedDocument, IndexedSentence, IndexWriter, Manifest, indexed_text
 
 

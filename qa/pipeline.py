@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from . import indexing
+from .answer_text import normalize_answer
 from .answers import Answer, Candidate, Citation, Passage
 from .documents import Document
 from .embedding import Embedder
 from .errors import CitationMismatch, InvalidInput, UnknownDocument
 from .indexing import IndexReport, index_config
 from .pdf_text import page_at
-from .answer_text import normalize_answer
 from .reading import ExtractiveReader, Reader, SpanGuess
 from .retrieval import Filters, FusionConfig, Hit, Mode, Retriever
 from .sentences import sentence_bounds

@@ -33,8 +33,16 @@ import numpy as np
 from . import vectors
 from .chunking import Chunk
 from .documents import Document, parse_date
-from .errors import (IndexBusy, IndexCorrupt, IndexFull, IndexMismatch, IndexMissing, IndexReadOnly,
-                     IndexWriteFailed, UnknownDocument)
+from .errors import (
+    IndexBusy,
+    IndexCorrupt,
+    IndexFull,
+    IndexMismatch,
+    IndexMissing,
+    IndexReadOnly,
+    IndexWriteFailed,
+    UnknownDocument,
+)
 from .lexical import LexicalIndex, TokenTable
 
 # 2: sentence vectors beside the chunk vectors; 3: BM25 over sentences too; 4: that BM25 is

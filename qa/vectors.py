@@ -19,8 +19,8 @@ def _faiss():
     # The torch and faiss-cpu wheels each bring their own OpenMP runtime. Loaded after torch's,
     # FAISS runs on torch's runtime; loaded first, it keeps its own, whose idle threads then
     # fight torch's for the cores and retrieval slows down (docs/decisions.md).
-    import torch  # noqa: F401
     import faiss
+    import torch  # noqa: F401
 
     return faiss
 

@@ -11,8 +11,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from ..eval.questions import load_squad
 from ..embedding import Embedder
+from ..eval.questions import load_squad
 from ..indexing import IndexReport, chunk_sentences, make_chunker, texts_to_embed, write_documents
 from ..loaders import load_corpus
 from ..settings import Settings

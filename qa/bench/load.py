@@ -14,9 +14,9 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from .indexing import print_table, write_json
-from ..eval.questions import load_squad
 from ..errors import InvalidInput
+from ..eval.questions import load_squad
+from .indexing import print_table, write_json
 from .live_server import LiveServer, Samples, describe_latency, machine_load
 
 DEFAULT_SQUAD = Path("../shared/data/squad-v1.1/dev-v1.1-public.json")

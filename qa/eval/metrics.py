@@ -9,6 +9,7 @@ from typing import Callable, Iterable, Sequence
 
 from ..answer_text import normalize_answer
 
+
 def exact_match(prediction: str, gold: str) -> float:
     return float(normalize_answer(prediction) == normalize_answer(gold))
 

@@ -11,17 +11,16 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterable, Literal
 
-from .questions import Question, QuestionSet, load_beir, load_questions_jsonl, load_squad
 from ..calibration import expected_calibration_error, reliability_table
 from ..errors import InvalidInput
-from .metrics import (best_over_golds, exact_match, f1, ndcg_at_k, percentile, recall_at_k,
-                      reciprocal_rank)
 from ..pipeline import Pipeline
 from ..precision import resolve_precision
 from ..retrieval import Mode
 from ..settings import Settings
-from .squad_split import article_split
 from ..store import FORMAT_VERSION
+from .metrics import best_over_golds, exact_match, f1, ndcg_at_k, percentile, recall_at_k, reciprocal_rank
+from .questions import Question, QuestionSet, load_beir, load_questions_jsonl, load_squad
+from .squad_split import article_split
 
 RIGHT_F1 = 0.5  # an answer counts as right at SQuAD F1 >= 0.5 (used for calibration and coverage)
 RECALL_KS = (1, 5, 10, 20)

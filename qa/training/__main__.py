@@ -19,11 +19,9 @@ from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
-
 from qa.calibration import expected_calibration_error, fit_platt, reliability_table, sigmoid
-from qa.span_model import ADAPTER_FILE, BASE_MODEL_NAME, CALIBRATION_FILE, REPORT_FILE
 from qa.eval.squad_split import article_split
+from qa.span_model import ADAPTER_FILE, BASE_MODEL_NAME, CALIBRATION_FILE, REPORT_FILE
 
 from .checks import gold_paragraph_scores, retrieval_set_margins
 from .data import build_examples, count_questions, file_sha256, load_articles, split_by_role

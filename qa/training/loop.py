@@ -8,7 +8,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .data import Example, build_examples, collate, encode_examples, epoch_batches
+from .data import Example, collate, encode_examples, epoch_batches
 
 CHECKPOINT_FILE = "checkpoint.pt"
 
