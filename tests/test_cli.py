@@ -150,8 +150,10 @@ def test_the_installed_script_end_to_end(tmp_path):
     """One real process of the installed `qa` script (the code of this checkout first on its path)."""
     script = Path(sys.executable).with_name("qa")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    run = lambda *args: subprocess.run([str(script), *args], capture_output=True, text=True, env=env,
-                                       timeout=120, check=False)
+
+    def run(*args):
+        return subprocess.run([str(script), *args], capture_output=True, text=True, env=env, timeout=120, check=False)
+
     assert "Exit codes:" in run("--help").stdout
     missing = run("stats", "--index", str(tmp_path / "none"))
     assert missing.returncode == 2
