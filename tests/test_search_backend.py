@@ -7,7 +7,7 @@ import pytest
 
 from qa.bench import scale
 from qa.retrieval import Filters, FusionConfig, Retriever
-from qa.store import Candidates, SearchBackend, StoredChunk
+from qa.store import Candidates, IndexConfig, IndexReader, SearchBackend, StoredChunk, vectors
 
 
 class _Backend:
@@ -86,3 +86,63 @@ def test_the_scale_bench_refuses_a_size_out_of_range(capsys):
     with pytest.raises(SystemExit):
         scale.main(["--sizes", "2000000"])
     assert "from 100 to 1,000,000" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def synthetic_index(tmp_path_factory):
+    index_dir = tmp_path_factory.mktemp("synthetic")
+    config = IndexConfig("stand-in", scale.DIMENSION, 200, 40)
+    scale._build(scale.SyntheticCorpus(), index_dir, config, 300)
+    return index_dir
+
+
+def _best_sentence(reader, chunk_id, query):
+    ids = reader.sentence_ids_of_chunks(np.array([chunk_id]))
+    return max(float(reader.sentences.vector(int(i)) @ query) for i in ids)
+
+
+def test_the_local_backend_scores_every_candidate_on_every_signal(synthetic_index):
+    reader = IndexReader.open(synthetic_index)
+    question = scale.SyntheticCorpus().question(3)
+    found = reader.candidates(question.text, question.vector, 20, Filters(), ("dense", "sentence", "lexical"))
+    lexical = reader.lexical.scores(question.text)
+    assert 20 <= len(found.chunk_ids) == len(set(found.chunk_ids)) <= 60
+    for k, chunk_id in enumerate(found.chunk_ids):
+        assert found.scores["dense"][k] == pytest.approx(float(reader.dense.vector(chunk_id) @ question.vector),
+                                                         abs=1e-5)
+        assert found.scores["lexical"][k] == pytest.approx(float(lexical[reader.chunk_row(chunk_id)]))
+        # Exact for chunks whose sentences came back, a bound for the others.
+        assert found.scores["sentence"][k] >= _best_sentence(reader, chunk_id, question.vector) - 1e-5
+    best = int(np.argmax(found.scores["sentence"]))
+    assert found.scores["sentence"][best] == pytest.approx(
+        _best_sentence(reader, found.chunk_ids[best], question.vector), abs=1e-5)
+    reader.close()
+
+
+def test_the_local_backend_applies_the_filters(synthetic_index):
+    reader = IndexReader.open(synthetic_index)
+    question = scale.SyntheticCorpus().question(3)
+    only = Filters(doc_ids=("doc-0000003", "doc-0000009"))
+    found = reader.candidates(question.text, question.vector, 20, only, ("dense", "sentence", "lexical"))
+    assert found.chunk_ids
+    assert {c.doc_id for c in reader.chunks(found.chunk_ids)} <= set(only.doc_ids)
+    nothing = reader.candidates(question.text, question.vector, 20, Filters(sources=("elsewhere",)),
+                                ("dense", "lexical"))
+    assert nothing.chunk_ids == [] and set(nothing.scores) == {"dense", "lexical"}
+    reader.close()
+
+
+def test_a_reader_of_a_large_index_searches_approximately_with_the_same_hits(synthetic_index, monkeypatch):
+    question = scale.SyntheticCorpus().question(5)
+    fusion = FusionConfig()
+    exhaustive = IndexReader.open(synthetic_index)
+    assert not exhaustive.dense.approximate
+    expected = Retriever(exhaustive, scale.StandInEncoder([question]), fusion).search(question.text, 5)
+    monkeypatch.setattr(vectors, "APPROXIMATE_FROM", 100)
+    reader = IndexReader.open(synthetic_index)
+    reader.wait_for_approximate()
+    assert reader.dense.approximate and reader.sentences.approximate
+    hits = Retriever(reader, scale.StandInEncoder([question]), fusion).search(question.text, 5)
+    assert [h.chunk.id for h in hits] == [h.chunk.id for h in expected]
+    exhaustive.close()
+    reader.close()

@@ -107,7 +107,7 @@ def test_approximate_search_returns_the_exhaustive_scores_of_what_it_finds(large
 def test_a_filtered_search_stays_exhaustive_and_exact(large_index):
     index, queries = large_index
     allowed = np.arange(100, 20_005, 97, dtype=np.int64)
-    scores, ids = index.search(queries[1], 10, allowed)
+    _, ids = index.search(queries[1], 10, allowed)
     members = np.array([index.vector(i) for i in allowed])
     best = allowed[np.argsort(-(members @ queries[1]), kind="stable")[:10]]
     assert set(ids.tolist()) <= set(allowed.tolist())

@@ -17,6 +17,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -29,7 +30,8 @@ from ..store.vectors import APPROXIMATE_FROM, VectorIndex
 from .indexing import print_table, write_json
 
 DIMENSION = 384  # that of the shipped embedding model
-_MAX_CHUNKS = 1_000_000
+MAX_CHUNKS = 1_000_000
+DEFAULT_SIZES = (10_000, 100_000)
 _WORDS = 20_000
 
 
@@ -255,17 +257,51 @@ def plot(results: list[dict], path: Path) -> None:
     print(f"wrote {path}")
 
 
-def _chunk_count(value: str) -> int:
-    count = int(value.replace("_", "").replace(",", ""))
-    if not 100 <= count <= _MAX_CHUNKS:
-        raise argparse.ArgumentTypeError(f"a size is a number of chunks from 100 to {_MAX_CHUNKS:,}, not {value}")
-    return count
+def check_size(chunks: int) -> int:
+    if not 100 <= chunks <= MAX_CHUNKS:
+        raise ValueError(f"a size is a number of chunks from 100 to {MAX_CHUNKS:,}, not {chunks:,}")
+    return chunks
+
+
+def check_counts(writes: int, questions: int) -> None:
+    if writes < 1 or questions < 5:
+        raise ValueError("at least 1 write and 5 questions per size are needed")
+
+
+def run(sizes: Sequence[int] = DEFAULT_SIZES, *, writes: int = 5, questions: int = 200,
+        out: Path = Path("bench-results/scale.json"), plot_path: Path = Path("bench-results/scale.png"),
+        scratch: Path | None = None) -> list[dict]:
+    """Measure each size (chunks) in a scratch index, print the table, write the JSON and the plot."""
+    for size in sizes:
+        check_size(size)
+    check_counts(writes, questions)
+    settings = Settings()
+    results = []
+    with tempfile.TemporaryDirectory(dir=scratch) as folder:
+        for size in sorted(set(sizes)):
+            results.append(bench_size(size, Path(folder), writes=writes, questions=questions, settings=settings))
+    print_results(results)
+    write_json(out, {"machine": f"{platform.machine()}, {os.cpu_count()} CPUs", "dimension": DIMENSION,
+                     "approximate_from": APPROXIMATE_FROM, "sizes": results})
+    plot(results, plot_path)
+    return results
+
+
+def _size(value: str) -> int:
+    try:
+        chunks = int(value.replace("_", "").replace(",", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of chunks: {value}") from None
+    try:
+        return check_size(chunks)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(prog="python -m qa.bench.scale", description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", nargs="+", type=_chunk_count, default=[10_000, 100_000],
-                        help=f"corpus sizes in chunks (default 10000 100000; up to {_MAX_CHUNKS:,})")
+    parser.add_argument("--sizes", nargs="+", type=_size, default=list(DEFAULT_SIZES),
+                        help=f"corpus sizes in chunks (default 10000 100000; up to {MAX_CHUNKS:,})")
     parser.add_argument("--writes", type=int, default=5, help="one-document writes timed per size")
     parser.add_argument("--questions", type=int, default=200, help="questions timed per size")
     parser.add_argument("--out", type=Path, default=Path("bench-results/scale.json"))
@@ -273,19 +309,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--scratch", type=Path, default=None,
                         help="where the indexes are built (default: a temporary folder, removed after)")
     args = parser.parse_args(argv)
-    if args.writes < 1 or args.questions < 5:
-        parser.error("--writes must be at least 1 and --questions at least 5")
-    settings = Settings()
-    results = []
-    with tempfile.TemporaryDirectory(dir=args.scratch) as scratch:
-        for size in sorted(set(args.sizes)):
-            results.append(bench_size(size, Path(scratch), writes=args.writes, questions=args.questions,
-                                      settings=settings))
-    print_results(results)
-    write_json(args.out, {"machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
-                          "dimension": DIMENSION, "approximate_from": APPROXIMATE_FROM, "sizes": results})
-    plot(results, args.plot)
-    return results
+    try:
+        check_counts(args.writes, args.questions)
+    except ValueError as exc:
+        parser.error(str(exc))
+    return run(args.sizes, writes=args.writes, questions=args.questions, out=args.out, plot_path=args.plot,
+               scratch=args.scratch)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..errors import IndexCorrupt, IndexFull, IndexMismatch, IndexReadOnly, IndexWriteFailed, IndexBusy
+from ..errors import IndexBusy, IndexCorrupt, IndexFull, IndexMismatch, IndexReadOnly, IndexWriteFailed
 from ..lexical import LexicalIndex, TokenTable
 from .protocol import IndexedDocument, indexed_text
 from .vectors import VectorIndex
