@@ -13,6 +13,8 @@ import argparse
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -76,8 +78,8 @@ class SyntheticCorpus:
         letters = np.array(list("bcdfghjklmnprstvz")), np.array(list("aeiou"))
         self.vocabulary = ["".join(rng.choice(letters[k % 2]) for k in range(int(rng.integers(4, 9))))
                            for _ in range(_WORDS)]
-        weights = 1.0 / np.arange(1, _WORDS + 1)
-        self.word_weights = weights / weights.sum()
+        weights = np.cumsum(1.0 / np.arange(1, _WORDS + 1))
+        self._word_cdf = weights / weights[-1]
 
     def document(self, number: int, doc_id: str | None = None) -> IndexedDocument:
         rng = np.random.default_rng([self.seed, number])
@@ -87,7 +89,7 @@ class SyntheticCorpus:
         for chunk_index in range(int(rng.integers(1, 3))):
             spans, text = [], ""
             for _ in range(int(rng.integers(3, 7))):
-                words = rng.choice(_WORDS, int(rng.integers(8, 17)), p=self.word_weights)
+                words = self._words(int(rng.integers(8, 17)), rng)
                 sentence = " ".join(self.vocabulary[w] for w in words).capitalize() + "."
                 text += (" " if text else "") + sentence
                 spans.append(IndexedSentence(chunk_index, len(text) - len(sentence), len(text)))
@@ -101,6 +103,10 @@ class SyntheticCorpus:
                             source="synthetic")
         return IndexedDocument(document, chunks, self.vectors.around(np.full(len(chunks), subtopic), rng),
                                sentences, self.vectors.around(np.full(len(sentences), subtopic), rng))
+
+    def _words(self, count: int, rng: np.random.Generator) -> np.ndarray:
+        """Word numbers drawn with weights 1/rank (Zipf), by inverting the cumulative weights."""
+        return np.minimum(np.searchsorted(self._word_cdf, rng.random(count)), _WORDS - 1)
 
     def question(self, number: int) -> Question:
         """Five words of one sentence of document ``number``, and a vector near that sentence's."""
@@ -124,9 +130,30 @@ class StandInEncoder:
         return self._vectors[question]
 
 
-def _resident_mb() -> float:
+# Run in a fresh interpreter: in the bench's own, memory freed by the build is reused and hides the cost.
+_OPEN_MEMORY = """
+import os, sys
+import bm25s, Stemmer
+from qa.store import IndexReader
+from qa.store.vectors import _faiss
+_faiss()
+def resident():
     with open("/proc/self/statm") as handle:
-        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+before = resident()
+reader = IndexReader.open(sys.argv[1])
+reader.wait_for_approximate()
+print((resident() - before) / 2**20)
+"""
+
+
+def _open_index_memory_mb(index_dir: Path) -> float:
+    """Resident memory an opened index adds, approximate vector indexes included."""
+    package_root = str(Path(__file__).resolve().parents[2])  # so that the child imports this same qa
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run([sys.executable, "-c", _OPEN_MEMORY, str(index_dir)], capture_output=True, text=True,
+                          check=True, env=env)
+    return float(done.stdout.strip().splitlines()[-1])
 
 
 def _percentile_ms(seconds: list[float], q: float) -> float:
@@ -176,12 +203,11 @@ def bench_size(chunks: int, scratch: Path, *, writes: int, questions: int, setti
             writer.commit()
         write_s.append(time.perf_counter() - started)
 
-    before = _resident_mb()
+    memory_mb = _open_index_memory_mb(index_dir)
     started = time.perf_counter()
     reader = IndexReader.open(index_dir)
     reader.wait_for_approximate()
     open_s = time.perf_counter() - started
-    memory_mb = _resident_mb() - before
     asked = [corpus.question(int(n)) for n in np.random.default_rng(7).integers(0, documents, questions)]
     fusion = FusionConfig(settings.fusion, settings.dense_weight, settings.sentence_weight,
                           settings.sentence_lexical_weight, settings.rrf_k, settings.candidates)
