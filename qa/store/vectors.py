@@ -135,7 +135,7 @@ class VectorIndex:
             builder.join()
 
     def build_approximate(self) -> None:
-        """An IVF index over the same float16 codes, so that the scores it returns are the exhaustive ones.
+        """An IVF index over the same float16 codes: what it finds scores as in the exhaustive search.
 
         About sqrt(N) lists from spherical k-means on a sample, a tenth of them visited per
         question: recall@20 against the exhaustive search is checked in tests/test_vectors.py.
