@@ -5,39 +5,24 @@
 - lexical: BM25 over the chunk text,
 - sentence lexical: the best BM25 score of the chunk's sentences (the question's words close
   together, in one sentence).
+
+A ``SearchBackend`` (qa.store) finds the candidates and scores them; the fusion is here, the
+same whatever the backend.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import date
 from typing import Literal
 
 import numpy as np
 
-from . import vectors
 from .duplicates import STORY
 from .embedding import Embedder
-from .errors import InvalidInput
-from .store import IndexReader, StoredChunk
+from .store import Candidates, Filters, SearchBackend, Signal, StoredChunk
+from .store.protocol import SIGNALS
 
 Mode = Literal["hybrid", "dense", "lexical"]
-
-
-@dataclass(frozen=True)
-class Filters:
-    sources: tuple[str, ...] = ()
-    doc_ids: tuple[str, ...] = ()
-    since: date | None = None
-    until: date | None = None
-
-    def __post_init__(self) -> None:
-        if self.since and self.until and self.since > self.until:
-            raise InvalidInput("filter 'since' is after 'until'")
-
-    @property
-    def active(self) -> bool:
-        return bool(self.sources or self.doc_ids or self.since or self.until)
 
 
 @dataclass(frozen=True)
@@ -71,112 +56,48 @@ class FusionConfig:
 
 
 class Retriever:
-    def __init__(self, index: IndexReader, embedder: Embedder, fusion: FusionConfig):
+    def __init__(self, index: SearchBackend, embedder: Embedder, fusion: FusionConfig):
         self.index = index
         self.embedder = embedder
-        self.with_sentences = index.manifest.sentence_vectors
+        self.with_sentences = index.with_sentences
         self.fusion = fusion if self.with_sentences else fusion.without_sentence_vectors()
 
     def search(self, question: str, top_k: int, filters: Filters = Filters(),
                mode: Mode = "hybrid") -> list[Hit]:
-        allowed = self._allowed_chunk_ids(filters)
-        if allowed is not None and len(allowed) == 0:
-            return []
-        n = min(max(self.fusion.candidates, top_k * 3), self.index.dense.ntotal)
+        n = min(max(self.fusion.candidates, top_k * 3), self.index.chunk_count)
         if n == 0:
             return []
-        mask = self._chunk_mask(allowed)
-        lexical = self._lexical_scores(question, mask) if mode != "dense" else None
-        sentence_lexical = (self._sentence_lexical_scores(question, mask)
-                            if mode == "hybrid" and self.fusion.sentence_lexical_weight > 0 else None)
-        query = self.embedder.encode_query(question) if mode != "lexical" else None
-        ranked = self._rank(query, lexical, sentence_lexical, allowed, n, mode)
-        return _without_overlaps(self.index, ranked, top_k)
+        signals = self._signals(mode)
+        query = self.embedder.encode_query(question) if {"dense", "sentence"} & set(signals) else None
+        found = self.index.candidates(question, query, n, filters, signals)
+        return _without_overlaps(self.index, self._rank(found, mode), top_k)
 
-    def _allowed_chunk_ids(self, filters: Filters) -> np.ndarray | None:
-        if not filters.active:
-            return None
-        return self.index.chunk_ids_matching(
-            sources=filters.sources, doc_ids=filters.doc_ids,
-            since=filters.since.isoformat() if filters.since else None,
-            until=filters.until.isoformat() if filters.until else None)
+    def _signals(self, mode: Mode) -> tuple[Signal, ...]:
+        if mode != "hybrid":
+            return ("dense",) if mode == "dense" else ("lexical",)
+        return ("dense", *(("sentence",) if self.with_sentences else ()), "lexical",
+                *(("sentence_lexical",) if self.fusion.sentence_lexical_weight > 0 else ()))
 
-    def _chunk_mask(self, allowed: np.ndarray | None) -> np.ndarray | None:
-        """1 for the BM25 rows of allowed chunks, 0 elsewhere; None when every chunk is allowed."""
-        if allowed is None:
-            return None
-        mask = np.zeros(len(self.index.lexical.ids), dtype=np.float32)
-        mask[[self.index.chunk_row(int(i)) for i in allowed]] = 1.0
-        return mask
-
-    def _lexical_scores(self, question: str, mask: np.ndarray | None) -> np.ndarray:
-        """BM25 score of each chunk, in BM25 row order."""
-        return self.index.lexical.scores(question, mask)
-
-    def _sentence_lexical_scores(self, question: str, mask: np.ndarray | None) -> np.ndarray:
-        """The best BM25 score among each chunk's sentences, in chunk BM25 row order."""
-        best = np.zeros(len(self.index.lexical.ids), dtype=np.float32)
-        np.maximum.at(best, self.index.sentence_chunk_rows, self.index.sentence_lexical.scores(question))
-        return best if mask is None else best * mask
-
-    def _dense_top(self, query: np.ndarray, allowed: np.ndarray | None, n: int) -> dict[int, float]:
-        scores, ids = vectors.search(self.index.dense, query, n, allowed)
-        return {int(i): float(s) for i, s in zip(ids, scores)}
-
-    def _sentence_top(self, query: np.ndarray, allowed: np.ndarray | None, n: int) -> dict[int, float]:
-        """Chunk id -> its best sentence's score, for the chunks of the ``n`` best sentences."""
-        if allowed is not None:
-            allowed = self.index.sentence_ids_of_chunks(allowed)
-        scores, ids = vectors.search(self.index.sentences, query, n, allowed)
-        best: dict[int, float] = {}
-        for chunk_id, score in zip(self.index.chunk_of_sentences(ids).tolist(), scores.tolist()):
-            best.setdefault(chunk_id, score)  # FAISS returns the best first
-        return best
-
-    def _top_of(self, scores: np.ndarray, n: int) -> dict[int, float]:
-        """Chunk id -> score of the ``n`` best chunks by a score per BM25 row (zeros left out)."""
-        chunk_ids = self.index.lexical.ids
-        return {int(chunk_ids[r]): float(scores[r]) for r in _top_rows(scores, n) if scores[r] > 0}
-
-    def _rank(self, query, lexical, sentence_lexical, allowed, n: int,
+    def _rank(self, found: Candidates,
               mode: Mode) -> list[tuple[int, float, tuple[float, float, float, float]]]:
         """(chunk id, fused score, (dense, sentence, lexical, sentence lexical scores)), best first."""
-        dense = self._dense_top(query, allowed, n) if query is not None else {}
-        lexical_top = self._top_of(lexical, n) if lexical is not None else {}
-        if mode == "dense":
-            return [(i, s, (s, 0.0, 0.0, 0.0)) for i, s in dense.items()]
-        if mode == "lexical":
-            return [(i, s, (0.0, 0.0, s, 0.0)) for i, s in lexical_top.items()]
-
-        # Several sentences of one chunk may rank high: look deeper to reach ``n`` chunks.
-        sentence = self._sentence_top(query, allowed, 4 * n) if self.with_sentences else {}
-        sentence_lexical_top = self._top_of(sentence_lexical, n) if sentence_lexical is not None else {}
-        union = list(dict.fromkeys([*dense, *lexical_top, *list(sentence)[:n], *sentence_lexical_top]))
-        rows = [self.index.chunk_row(i) for i in union]
-        dense_scores = np.array([dense[i] if i in dense else self._cosine(query, i) for i in union])
-        # A chunk none of whose sentences came back scores as the last sentence that did.
-        floor = min(sentence.values(), default=0.0)
-        sentence_scores = np.array([sentence.get(i, floor) for i in union])
-        signals = (dense_scores, sentence_scores, lexical[rows].astype(np.float64),
-                   sentence_lexical[rows].astype(np.float64) if sentence_lexical is not None
-                   else np.zeros(len(union)))
+        if mode != "hybrid":
+            scores = found.scores["dense" if mode == "dense" else "lexical"].tolist()
+            position = 0 if mode == "dense" else 2
+            return [(i, s, tuple(s if k == position else 0.0 for k in range(4)))
+                    for i, s in zip(found.chunk_ids, scores)]
+        if not found.chunk_ids:
+            return []
+        absent = np.zeros(len(found.chunk_ids))
+        signals = tuple(found.scores.get(name, absent) for name in SIGNALS)
         if self.fusion.method == "rrf":
-            used = (True, self.with_sentences, True, sentence_lexical is not None)
-            fused = sum(_rrf(scores, self.fusion.rrf_k) for scores, on in zip(signals, used) if on)
+            fused = sum(_rrf(scores, self.fusion.rrf_k) for name, scores in zip(SIGNALS, signals)
+                        if name in found.scores)
         else:
             fused = sum(w * _min_max(scores) for w, scores in zip(self.fusion.weights, signals))
         order = np.argsort(-fused, kind="stable")
-        return [(union[j], float(fused[j]), tuple(float(scores[j]) for scores in signals))
+        return [(found.chunk_ids[j], float(fused[j]), tuple(float(scores[j]) for scores in signals))
                 for j in order]
-
-    def _cosine(self, query: np.ndarray, chunk_id: int) -> float:
-        return float(self.index.dense.reconstruct(chunk_id) @ query)
-
-
-def _top_rows(scores: np.ndarray, n: int) -> np.ndarray:
-    n = min(n, len(scores))
-    rows = np.argpartition(-scores, n - 1)[:n]
-    return rows[np.argsort(-scores[rows], kind="stable")]
 
 
 def _rrf(scores: np.ndarray, k: int) -> np.ndarray:
@@ -192,7 +113,7 @@ def _min_max(scores: np.ndarray) -> np.ndarray:
     return (scores - low) / (high - low)
 
 
-def _without_overlaps(index: IndexReader, ranked, top_k: int) -> list[Hit]:
+def _without_overlaps(index: SearchBackend, ranked, top_k: int) -> list[Hit]:
     """Keep the best of overlapping chunks of one document, and the best copy of a story told
     by several documents (see duplicates.py); stop at ``top_k`` hits."""
     hits: list[Hit] = []
@@ -215,7 +136,7 @@ def _without_overlaps(index: IndexReader, ranked, top_k: int) -> list[Hit]:
     return hits
 
 
-def _stories(index: IndexReader, doc_ids: set[str]) -> dict[str, str]:
+def _stories(index: SearchBackend, doc_ids: set[str]) -> dict[str, str]:
     """Document id -> its story id (its own id when it has no copies)."""
     documents = index.documents(sorted(doc_ids), with_text=False)
     return {doc_id: str(documents[doc_id].metadata.get(STORY, doc_id)) if doc_id in documents else doc_id

@@ -24,7 +24,7 @@ CHILD = textwrap.dedent("""
     from pathlib import Path
     target, nth, corpus, index = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
     import faiss, shutil
-    import qa.store as store, qa.lexical as lexical, qa.embedding as embedding
+    import qa.store.generations as store, qa.lexical as lexical, qa.embedding as embedding
     owners = {"encode": (embedding.Embedder, "encode"), "upsert": (store.IndexWriter, "upsert"),
               "write_index": (faiss, "write_index"), "save_bm25": (lexical.LexicalIndex, "save"),
               "fsync_tree": (store, "_fsync_tree"), "rename": (store.os, "rename"),

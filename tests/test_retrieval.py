@@ -42,7 +42,7 @@ def test_every_sentence_has_a_vector_and_replacing_a_document_drops_its_own(tmp_
     reader = _index_two_documents(corpus, settings, embedder,
                                   "Beta aid reached Kyiv on Monday. Trucks carried grain.")
     reader.verify()
-    assert reader.manifest.sentences == reader.sentences.ntotal == 5
+    assert reader.manifest.sentences == reader.sentences.size == 5
     rows = reader._query('SELECT s.id, s.start, s."end", c.text, d.title FROM sentences s '
                          'JOIN chunks c ON c.id = s.chunk_id JOIN documents d ON d.id = c.doc_id')
     quotes = sorted(text[start:end] for _, start, end, text, _ in rows)
@@ -52,14 +52,14 @@ def test_every_sentence_has_a_vector_and_replacing_a_document_drops_its_own(tmp_
     sentence_id, start, end, text, title = rows[0]
     expected = embedder.encode([indexed_text(title, text[start:end])])[0]
     # (in bfloat16, batching with other texts moves the vector a little)
-    assert float(reader.sentences.reconstruct(sentence_id) @ expected) > 0.995
+    assert float(reader.sentences.vector(sentence_id) @ expected) > 0.995
     reader.close()
 
     _write_corpus(corpus, {"a.txt": "Alpha talks moved online."})
     index_corpus(corpus, settings, embedder)
     reader = IndexReader.open(settings.index_dir)
     reader.verify()
-    assert reader.manifest.sentences == reader.sentences.ntotal == len(reader.sentence_lexical.ids) == 3
+    assert reader.manifest.sentences == reader.sentences.size == len(reader.sentence_lexical.ids) == 3
     reader.close()
 
 
@@ -69,7 +69,7 @@ def test_verify_finds_sentence_vectors_that_do_not_match_the_rows(tmp_path, sett
     _write_corpus(corpus, {"a.txt": "One sentence. Another sentence."})
     index_corpus(corpus, settings, embedder)
     reader = IndexReader.open(settings.index_dir)
-    reader.sentences.remove_ids(np.array(reader.sentence_ids[:1]))  # in memory only
+    reader.sentences.remove(np.array(reader.sentence_ids[:1]))  # in memory only
     with pytest.raises(IndexCorrupt, match="sentence ids differ"):
         reader.verify()
     reader.close()
@@ -85,7 +85,7 @@ def test_sentence_score_is_the_best_sentence_of_the_chunk(demo_index, embedder):
     index = pipeline.index
     for hit in hits:
         ids = index.sentence_ids_of_chunks(np.array([hit.chunk.id]))
-        best = max(float(index.sentences.reconstruct(int(i)) @ query) for i in ids)
+        best = max(float(index.sentences.vector(int(i)) @ query) for i in ids)
         assert hit.sentence_score == pytest.approx(best, abs=1e-5)
 
 

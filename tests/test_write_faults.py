@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 import qa.embedding
-import qa.store as store
+import qa.store.generations as store
 from api import create_app
 from qa.errors import IndexFull, IndexReadOnly, IndexWriteFailed
 from qa.indexing import index_corpus, write_documents

@@ -1,0 +1,239 @@
+"""The read side of the local index: one committed generation, opened read-only."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ..documents import Document, parse_date
+from ..errors import IndexBusy, IndexCorrupt, IndexMissing, UnknownDocument
+from ..lexical import LexicalIndex, TokenTable
+from . import local_search
+from .generations import IndexConfig, Manifest, check_compatible, committed_generation, generation_dir
+from .protocol import Candidates, Filters, Signal, StoredChunk
+from .vectors import VectorIndex
+
+
+class IndexReader:
+    """A read-only view of one committed generation, safe to share between threads.
+
+    The local ``SearchBackend``: its ``candidates`` are gathered by ``local_search``.
+    """
+
+    def __init__(self, directory: Path, manifest: Manifest):
+        self.directory = directory
+        self.manifest = manifest
+        self.dense = VectorIndex.read(directory / "vectors.faiss")
+        self.sentences = VectorIndex.read(directory / "sentences.faiss")
+        self.lexical = LexicalIndex.load(directory / "bm25")
+        uri = f"file:{directory / 'store.sqlite'}?mode=ro&immutable=1"
+        self._db = sqlite3.connect(uri, uri=True, check_same_thread=False)
+        self._db_lock = threading.Lock()
+        self._row_of_chunk = {int(cid): row for row, cid in enumerate(self.lexical.ids)}
+        owners = np.array(self._query("SELECT id, chunk_id FROM sentences ORDER BY id"),
+                          dtype=np.int64).reshape(-1, 2)
+        self.sentence_ids, self.sentence_chunk_ids = owners[:, 0], owners[:, 1]
+        if not (self.dense.size == len(self.lexical.ids) == manifest.chunks):
+            raise IndexCorrupt(
+                f"index at {directory} is inconsistent: {self.dense.size} vectors, "
+                f"{len(self.lexical.ids)} BM25 rows, manifest says {manifest.chunks} chunks")
+        if not self.sentences.size == len(self.sentence_ids) == manifest.sentences:
+            raise IndexCorrupt(
+                f"index at {directory} is inconsistent: {self.sentences.size} sentence vectors, "
+                f"{len(self.sentence_ids)} sentence rows, manifest says {manifest.sentences}")
+        # Both are in id order, so this maps each sentence (row of the sentence BM25) to its
+        # chunk's BM25 row.
+        self.sentence_chunk_rows = np.searchsorted(self.lexical.ids, self.sentence_chunk_ids)
+        self._sentence_lexical: LexicalIndex | None = None
+        self._sentence_lexical_lock = threading.Lock()
+        self.dense.start_approximate()
+        self.sentences.start_approximate()
+
+    @property
+    def chunk_count(self) -> int:
+        return self.manifest.chunks
+
+    @property
+    def with_sentences(self) -> bool:
+        return self.manifest.sentence_vectors
+
+    def candidates(self, question: str, query: np.ndarray | None, n: int, filters: Filters,
+                   signals: Sequence[Signal]) -> Candidates:
+        return local_search.candidates(self, question, query, n, filters, signals)
+
+    def wait_for_approximate(self) -> None:
+        """Block until the approximate vector indexes being built (large indexes only) are ready."""
+        self.dense.wait_for_approximate()
+        self.sentences.wait_for_approximate()
+
+    @property
+    def sentence_lexical(self) -> LexicalIndex:
+        """BM25 over each sentence's text, rows in sentence id order, built on first use.
+
+        Only the opt-in sentence BM25 signal reads it, so it is not stored: building it at every
+        commit was about half the BM25 work of each write, for a signal off by default.
+        """
+        with self._sentence_lexical_lock:
+            if self._sentence_lexical is None:
+                # Sentences without the title: on SQuAD train articles the title only added noise here.
+                rows = self._query('SELECT s.id, substr(c.text, s.start + 1, s."end" - s.start) FROM sentences s '
+                                   "JOIN chunks c ON c.id = s.chunk_id ORDER BY s.id")
+                built = LexicalIndex.build([text for _, text in rows], [i for i, _ in rows])
+                built.tokens = None  # only a saved index needs its words, and this one is not saved
+                self._sentence_lexical = built
+            return self._sentence_lexical
+
+    @classmethod
+    def open(cls, index_dir: Path, expect: IndexConfig | None = None) -> IndexReader:
+        index_dir = Path(index_dir)
+        # A writer may retire the generation between reading CURRENT and opening it: retry.
+        for attempt in range(5):
+            generation = committed_generation(index_dir)
+            if generation is None:
+                raise IndexMissing(f"no index at {index_dir}; build one with `qa index CORPUS`")
+            directory = generation_dir(index_dir, generation)
+            try:
+                manifest = Manifest.read(directory / "manifest.json")
+                if expect is not None:
+                    check_compatible(manifest, expect)
+                return cls(directory, manifest)
+            except FileNotFoundError:
+                if committed_generation(index_dir) == generation:
+                    raise IndexCorrupt(f"committed generation {directory} is incomplete") from None
+            except (sqlite3.Error, RuntimeError, ValueError, KeyError, TypeError) as exc:
+                raise IndexCorrupt(f"cannot read index at {directory}: {exc}") from None
+        raise IndexBusy("the index kept changing while it was being opened; try again")
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _query(self, sql: str, params: Sequence = ()) -> list[tuple]:
+        with self._db_lock:
+            return self._db.execute(sql, params).fetchall()
+
+    def chunk_row(self, chunk_id: int) -> int:
+        return self._row_of_chunk[chunk_id]
+
+    def chunks(self, chunk_ids: Sequence[int]) -> list[StoredChunk]:
+        """Chunks in the order asked for."""
+        if not chunk_ids:
+            return []
+        marks = ",".join("?" * len(chunk_ids))
+        rows = self._query(
+            f'SELECT id, doc_id, start, "end", text FROM chunks WHERE id IN ({marks})',
+            [int(i) for i in chunk_ids])
+        by_id = {row[0]: StoredChunk(*row) for row in rows}
+        return [by_id[int(i)] for i in chunk_ids if int(i) in by_id]
+
+    def document(self, doc_id: str) -> Document:
+        rows = self._query(
+            "SELECT id, title, source, url, published, metadata, text FROM documents WHERE id = ?",
+            (doc_id,))
+        if not rows:
+            raise UnknownDocument(f"no document with id {doc_id!r}")
+        return _row_to_document(rows[0])
+
+    def documents(self, doc_ids: Sequence[str], *, with_text: bool = True) -> dict[str, Document]:
+        """The documents by id; ``with_text=False`` leaves their text empty (metadata only)."""
+        if not doc_ids:
+            return {}
+        marks = ",".join("?" * len(doc_ids))
+        text = "text" if with_text else "''"
+        rows = self._query(
+            f"SELECT id, title, source, url, published, metadata, {text} FROM documents "
+            f"WHERE id IN ({marks})", list(doc_ids))
+        return {row[0]: _row_to_document(row) for row in rows}
+
+    def list_documents(self, *, offset: int = 0, limit: int = 50, sources: Sequence[str] = (),
+                       since: str | None = None, until: str | None = None) -> tuple[int, list[dict]]:
+        where, params = _document_filter(sources=sources, since=since, until=until)
+        total = self._query(f"SELECT COUNT(*) FROM documents {where}", params)[0][0]
+        rows = self._query(
+            f"SELECT id, title, source, url, published, length(text) FROM documents {where} "
+            "ORDER BY published DESC, id LIMIT ? OFFSET ?", [*params, limit, offset])
+        keys = ("id", "title", "source", "url", "published", "characters")
+        return total, [dict(zip(keys, row)) for row in rows]
+
+    def chunk_ids_matching(self, *, sources: Sequence[str] = (), doc_ids: Sequence[str] = (),
+                           since: str | None = None, until: str | None = None) -> np.ndarray:
+        where, params = _document_filter(sources=sources, doc_ids=doc_ids, since=since, until=until)
+        rows = self._query(
+            f"SELECT chunks.id FROM chunks JOIN documents ON documents.id = chunks.doc_id {where}",
+            params)
+        return np.array([r[0] for r in rows], dtype=np.int64)
+
+    def chunk_of_sentences(self, sentence_ids: np.ndarray) -> np.ndarray:
+        """The chunk id of each sentence id."""
+        return self.sentence_chunk_ids[np.searchsorted(self.sentence_ids, sentence_ids)]
+
+    def sentence_ids_of_chunks(self, chunk_ids: np.ndarray) -> np.ndarray:
+        return self.sentence_ids[np.isin(self.sentence_chunk_ids, chunk_ids)]
+
+    def document_hashes(self) -> dict[str, str]:
+        return dict(self._query("SELECT id, content_hash FROM documents"))
+
+    def last_indexed(self) -> str | None:
+        return self._query("SELECT MAX(indexed_at) FROM documents")[0][0]
+
+    def verify(self) -> None:
+        """Full consistency check: vectors, chunk and sentence rows, BM25 and manifest agree."""
+        dense_ids = set(self.dense.ids().tolist())
+        sentence_vector_ids = set(self.sentences.ids().tolist())
+        chunk_ids = {r[0] for r in self._query("SELECT id FROM chunks")}
+        lexical_ids = set(self.lexical.ids.tolist())
+        documents = self._query("SELECT COUNT(*) FROM documents")[0][0]
+        orphans = self._query(
+            "SELECT COUNT(*) FROM chunks LEFT JOIN documents ON documents.id = chunks.doc_id "
+            "WHERE documents.id IS NULL")[0][0]
+        problems = []
+        if dense_ids != chunk_ids:
+            problems.append(f"{len(dense_ids ^ chunk_ids)} chunk ids differ between FAISS and SQLite")
+        if sentence_vector_ids != set(self.sentence_ids.tolist()):
+            problems.append("sentence ids differ between FAISS and SQLite")
+        if not set(self.sentence_chunk_ids.tolist()) <= chunk_ids:
+            problems.append("sentences belong to no chunk")
+        if lexical_ids != chunk_ids:
+            problems.append(f"{len(lexical_ids ^ chunk_ids)} chunk ids differ between BM25 and SQLite")
+        words = TokenTable.load(self.directory / "bm25")  # absent in older indexes; the next commit adds it
+        if words is not None and not np.array_equal(words.ids, self.lexical.ids):
+            problems.append("the saved words in bm25 are not those of its rows")
+        if (len(chunk_ids), documents, len(self.sentence_ids)) != (
+                self.manifest.chunks, self.manifest.documents, self.manifest.sentences):
+            problems.append("counts differ from the manifest")
+        if orphans:
+            problems.append(f"{orphans} chunks belong to no document")
+        if problems:
+            raise IndexCorrupt(f"index at {self.directory}: " + "; ".join(problems))
+
+    def size_on_disk(self) -> int:
+        return sum(p.stat().st_size for p in self.directory.rglob("*") if p.is_file())
+
+
+
+def _document_filter(*, sources: Sequence[str] = (), doc_ids: Sequence[str] = (),
+                     since: str | None = None, until: str | None = None) -> tuple[str, list]:
+    clauses, params = [], []
+    if sources:
+        clauses.append(f"documents.source IN ({','.join('?' * len(sources))})")
+        params += list(sources)
+    if doc_ids:
+        clauses.append(f"documents.id IN ({','.join('?' * len(doc_ids))})")
+        params += list(doc_ids)
+    if since:
+        clauses.append("documents.published >= ?")
+        params.append(since)
+    if until:
+        clauses.append("documents.published <= ?")
+        params.append(until)
+    return ("WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+def _row_to_document(row: tuple) -> Document:
+    doc_id, title, source, url, published, metadata, text = row
+    return Document(id=doc_id, title=title, text=text, source=source, url=url,
+                    published=parse_date(published), metadata=json.loads(metadata))
