@@ -239,7 +239,7 @@ class IndexWriter:
                 if time.monotonic() > deadline:
                     self._lock_file.close()
                     self._lock_file = None
-                    raise IndexBusy(f"another process is writing the index at {self.index_dir}")
+                    raise IndexBusy(f"another process is writing the index at {self.index_dir}") from None
                 time.sleep(0.05)
 
     def _release(self) -> None:

@@ -92,7 +92,7 @@ class IndexReader:
     def open(cls, index_dir: Path, expect: IndexConfig | None = None) -> IndexReader:
         index_dir = Path(index_dir)
         # A writer may retire the generation between reading CURRENT and opening it: retry.
-        for attempt in range(5):
+        for _attempt in range(5):
             generation = committed_generation(index_dir)
             if generation is None:
                 raise IndexMissing(f"no index at {index_dir}; build one with `qa index CORPUS`")
