@@ -83,7 +83,7 @@ class ExtractiveReader:
     calibration, so its confidence is the logistic of the raw margin.
     """
 
-    def __init__(self, model_dir: str | None = None, *, shipped: str = "accurate", quantize: bool = False,
+    def __init__(self, model_dir: str | None = None, *, shipped: str = "previous", quantize: bool = False,
                  torch_threads: int = 0, precision: Precision = "auto"):
         self.model_dir = model_dir
         self.shipped = shipped

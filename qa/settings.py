@@ -62,7 +62,7 @@ class Settings(BaseSettings):
     rrf_k: int = Field(60, ge=1, description="The constant k of reciprocal rank fusion.")
 
     # Reading.
-    reader: str = Field("accurate", description=(
+    reader: str = Field("previous", description=(
         "Which shipped reader reads: the name of a folder under `qa/weights` (adapter, "
         "calibration and training report, hash-checked when loaded)."))
     reader_model: str | None = Field(None, description=(
