@@ -78,19 +78,44 @@ def load_beir(folder: Path, split: str = "test") -> QuestionSet:
     return QuestionSet(f"{folder.name}-{split}", questions, documents, folder.name)
 
 
+QUESTION_FIELDS = {"id", "question", "answer", "answers", "alternatives", "doc_id"}
+
+
 def load_questions_jsonl(path: Path) -> QuestionSet:
-    """The project's format: {"id", "question", "answer" (null: unanswerable), "doc_id", "alternatives"?}."""
+    """The project's format: {"id", "question", "answer" (null: unanswerable), "doc_id", "alternatives"?}.
+
+    ``"answers": [...]`` (strings, or SQuAD's ``{"text": ...}`` records) is accepted in place of
+    answer and alternatives. A record with any other field is refused, naming its line, so that a
+    question set in another shape is never silently read as unanswerable.
+    """
     questions = []
     for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
-            answer = record.get("answer")
-            answers = () if answer is None else (answer, *record.get("alternatives", []))
-            doc_id = record.get("doc_id")
-            questions.append(Question(str(record.get("id", number)), record["question"], tuple(answers),
-                                      (doc_id,) if doc_id else ()))
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            questions.append(_question(record, number))
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             raise DocumentError(f"{path}:{number}: not a question record ({exc})") from None
     return QuestionSet(Path(path).stem, questions)
+
+
+def _question(record: dict, number: int) -> Question:
+    if not isinstance(record, dict):
+        raise TypeError("expected a JSON object")
+    unknown = sorted(set(record) - QUESTION_FIELDS)
+    if unknown:
+        raise ValueError(f"unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(QUESTION_FIELDS))}")
+    if "answers" in record:
+        if "answer" in record or "alternatives" in record:
+            raise ValueError('give "answers", or "answer" with "alternatives", not both')
+        answers = tuple(a["text"] if isinstance(a, dict) else a for a in record["answers"])
+    else:
+        answer = record.get("answer")
+        answers = () if answer is None else (answer, *record.get("alternatives", []))
+    if not all(isinstance(a, str) and a.strip() for a in answers):
+        raise ValueError("every answer must be a non-empty string")
+    if not isinstance(record["question"], str):
+        raise TypeError("the question must be a string")
+    doc_id = record.get("doc_id")
+    return Question(str(record.get("id", number)), record["question"], answers, (doc_id,) if doc_id else ())
