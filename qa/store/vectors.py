@@ -30,9 +30,11 @@ _ADD_BATCH = 65_536  # vectors decoded to float32 at a time while the approximat
 def _faiss():
     # The torch and faiss-cpu wheels each bring their own OpenMP runtime. Loaded after torch's,
     # FAISS runs on torch's runtime; loaded first, it keeps its own, whose idle threads then
-    # fight torch's for the cores: SciFact retrieval p95 44-50 ms instead of 15-19 ms.
-    import faiss
+    # fight torch's for the cores, about tripling retrieval's p95 (docs/decisions.md).
     import torch  # noqa: F401
+
+    # isort: split
+    import faiss
 
     return faiss
 
