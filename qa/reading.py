@@ -54,6 +54,15 @@ def shipped_readers() -> list[str]:
     return sorted(p.parent.name for p in WEIGHTS.glob(f"*/{REPORT_FILE}"))
 
 
+def file_sha256(path: str | Path) -> str:
+    """The sha256 of a file, read in blocks: what training records beside weights and loading checks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def verified_weights(name: str) -> Path:
     """The folder of shipped reader ``name``, after checking its files against the hashes its report records.
 
@@ -68,8 +77,7 @@ def verified_weights(name: str) -> Path:
         path = folder / file_name
         if not path.is_file():
             raise ReaderUnavailable(f"{path} is missing; reinstall, or train it with `python -m qa.training`")
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        if digest != recorded.get(file_name):
+        if file_sha256(path) != recorded.get(file_name):
             raise ReaderUnavailable(f"{path} does not match the sha256 recorded in {report_path}; "
                                     "the file is damaged or was replaced, reinstall it")
     return folder

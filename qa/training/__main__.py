@@ -21,10 +21,11 @@ from typing import Sequence
 
 from qa.calibration import expected_calibration_error, fit_platt, reliability_table, sigmoid
 from qa.eval.squad_split import article_split
+from qa.reading import file_sha256
 from qa.span_model import ADAPTER_FILE, BASE_MODEL_NAME, CALIBRATION_FILE, REPORT_FILE
 
-from .checks import gold_paragraph_scores, retrieval_set_margins
-from .data import build_examples, count_questions, file_sha256, load_articles, split_by_role
+from .checks import gold_paragraph_rows, gold_paragraph_scores, retrieval_set_margins, summarise
+from .data import build_examples, count_questions, load_articles, questions, split_by_role
 from .loop import TrainConfig, train
 
 
@@ -53,12 +54,12 @@ def calibrate(extractor, articles: list[dict], check_articles: list[dict], seed:
 
 
 def dev_scores(extractor, dev_path: str, progress: bool) -> dict:
-    """Gold-paragraph EM/F1 on every article of a dev file, and on the old test articles alone."""
-    articles = load_articles(dev_path)
-    scores = {"all": gold_paragraph_scores(extractor, articles, None, random.Random(0), progress, "dev")}
-    test = [a for a in articles if article_split(a["title"]) == "test"]
+    """Gold-paragraph EM/F1 on every article of a dev file, and on the old test articles alone (read once)."""
+    rows = gold_paragraph_rows(extractor, list(questions(load_articles(dev_path))), progress, "dev")
+    scores = {"all": summarise(rows, len(rows))}
+    test = [r for r in rows if article_split(r[0]) == "test"]
     if test:
-        scores["test_articles"] = gold_paragraph_scores(extractor, test, None, random.Random(0), progress, "dev test")
+        scores["test_articles"] = summarise(test, len(test))
     return {"file": os.path.basename(dev_path), "sha256": file_sha256(dev_path), **scores}
 
 

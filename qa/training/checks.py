@@ -14,22 +14,32 @@ from .data import questions
 def gold_paragraph_scores(extractor, articles: list[dict], sample: int | None, rng: random.Random,
                           progress: bool, label: str = "gold paragraph") -> dict:
     """EM/F1 (x100) of the best span when the reader is given the gold paragraph."""
-    from tqdm import tqdm
-
     items = list(questions(articles))
     total = len(items)
     if sample is not None and sample < total:
         items = rng.sample(items, sample)
-    em_sum = f1_sum = 0.0
+    return summarise(gold_paragraph_rows(extractor, items, progress, label), total)
+
+
+def gold_paragraph_rows(extractor, items: list[tuple[dict, int, dict]], progress: bool,
+                        label: str) -> list[tuple[str, float, float]]:
+    """(article title, EM, F1) of each (article, paragraph index, question) read with its gold paragraph."""
+    from tqdm import tqdm
+
+    rows = []
     for article, index, qa in tqdm(items, desc=label, disable=not progress, mininterval=10):
         context = article["paragraphs"][index]["context"]
         candidates = extractor.extract(qa["question"], [context], top_n=1)
         prediction = context[candidates[0].start : candidates[0].end] if candidates else ""
         golds = [a["text"] for a in qa["answers"]]
-        em_sum += best_over_golds(exact_match, prediction, golds)
-        f1_sum += best_over_golds(f1, prediction, golds)
-    return {"exact_match": 100 * em_sum / len(items), "f1": 100 * f1_sum / len(items),
-            "questions": len(items), "questions_available": total, "sampled": len(items) < total}
+        rows.append((article["title"], best_over_golds(exact_match, prediction, golds),
+                     best_over_golds(f1, prediction, golds)))
+    return rows
+
+
+def summarise(rows: list[tuple[str, float, float]], available: int) -> dict:
+    return {"exact_match": 100 * sum(r[1] for r in rows) / len(rows), "f1": 100 * sum(r[2] for r in rows) / len(rows),
+            "questions": len(rows), "questions_available": available, "sampled": len(rows) < available}
 
 
 def retrieval_set_margins(extractor, articles: list[dict], rng: random.Random, progress: bool,

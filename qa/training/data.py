@@ -40,14 +40,6 @@ def split_by_role(articles: list[dict]) -> dict[str, list[dict]]:
     return roles
 
 
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def questions(articles: list[dict]) -> Iterator[tuple[dict, int, dict]]:
     """(article, paragraph index, question record) for every question."""
     for article in articles:
