@@ -77,12 +77,15 @@ def bounded_request_models(*, max_question_chars: int, max_documents_per_request
     return ask, documents
 
 
-class DocumentSummary(BaseModel):
+class DocumentHeader(BaseModel):
     id: str
     title: str
     source: str
     url: str
     published: str | None
+
+
+class DocumentSummary(DocumentHeader):
     characters: int
 
 
@@ -93,12 +96,7 @@ class DocumentPage(BaseModel):
     documents: list[DocumentSummary]
 
 
-class DocumentOut(BaseModel):
-    id: str
-    title: str
-    source: str
-    url: str
-    published: str | None
+class DocumentOut(DocumentHeader):
     metadata: dict[str, Any]
     text: str
 

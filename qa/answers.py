@@ -4,17 +4,28 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .documents import Document
+
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True)
 
 
-class Citation(_Frozen):
+class DocumentFields(_Frozen):
+    """The document a citation or passage comes from: who published it, where and when."""
     doc_id: str
     title: str
     source: str
     url: str
     published: str | None
+
+    @staticmethod
+    def of(doc: Document) -> dict:
+        return {"doc_id": doc.id, "title": doc.title, "source": doc.source, "url": doc.url,
+                "published": doc.published_iso}
+
+
+class Citation(DocumentFields):
     start: int = Field(description="offset of the answer's first character in the document text")
     end: int = Field(description="offset just past the answer's last character")
     quote: str = Field(description="document.text[start:end]")
@@ -31,11 +42,7 @@ class Candidate(_Frozen):
     citations: list[Citation]
 
 
-class Passage(_Frozen):
-    doc_id: str
-    title: str
-    source: str
-    published: str | None
+class Passage(DocumentFields):
     chunk_id: int
     start: int
     end: int

@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .documents import Document
+from .sentences import next_sentence_start, strip_span
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
 SEPARATORS = ["\n\n", "\n", ". ", "! ", "? ", "; ", ", ", " ", ""]
-_SENTENCE_START = re.compile(r"[.!?…][\"'”’)\]]*\s+(?=\S)")
 _WORD_START = re.compile(r"\s+(?=\S)")
 
 
@@ -62,7 +62,7 @@ class Chunker:
         for i, (start, end) in enumerate(spans):
             if i and self.overlap_tokens:
                 start = self._overlap_start(text, *spans[i - 1])
-            start, end = _strip(text, start, end)
+            start, end = strip_span(text, start, end)
             if start < end:
                 chunks.append(Chunk(doc.id, len(chunks), start, end, text[start:end]))
         return chunks
@@ -91,16 +91,9 @@ class Chunker:
         if first >= len(offsets):
             return prev_end
         earliest = offsets[first][0]
-        for pattern in (_SENTENCE_START, _WORD_START):
-            match = pattern.search(previous, earliest)
-            if match:
-                return prev_start + match.end()
-        return prev_end
+        start = next_sentence_start(previous, earliest)
+        if start is None:
+            word = _WORD_START.search(previous, earliest)
+            start = word.end() if word else len(previous)
+        return prev_start + start
 
-
-def _strip(text: str, start: int, end: int) -> tuple[int, int]:
-    while start < end and text[start].isspace():
-        start += 1
-    while end > start and text[end - 1].isspace():
-        end -= 1
-    return start, end

@@ -15,7 +15,7 @@ from typing import Callable, Sequence
 
 from . import indexing
 from .answer_text import normalize_answer
-from .answers import Answer, Candidate, Citation, Passage
+from .answers import Answer, Candidate, Citation, DocumentFields, Passage
 from .documents import Document
 from .embedding import Embedder
 from .errors import CitationMismatch, InvalidInput, UnknownDocument
@@ -198,8 +198,7 @@ def _cite(guess: SpanGuess, hits: list[Hit], documents: dict[str, Document]) -> 
     start, end = chunk.start + guess.start, chunk.start + guess.end
     sentence_start, sentence_end = sentence_bounds(doc.text, start, end)
     citation = Citation(
-        doc_id=doc.id, title=doc.title, source=doc.source, url=doc.url, published=doc.published_iso,
-        start=start, end=end, quote=chunk.text[guess.start:guess.end],
+        **DocumentFields.of(doc), start=start, end=end, quote=chunk.text[guess.start:guess.end],
         sentence_start=sentence_start, sentence_end=sentence_end,
         sentence=doc.text[sentence_start:sentence_end], page=page_at(doc, start))
     verify_citation(citation, doc)
@@ -239,10 +238,7 @@ def _merge(cited: list[tuple[float, Citation]]) -> list[Candidate]:
 def _answer(question: str, candidates: list[Candidate], hits: list[Hit], documents: dict[str, Document],
             timings: dict[str, float], *, abstain_below: float, alternatives: int) -> Answer:
     passages = [
-        Passage(doc_id=h.chunk.doc_id, title=documents[h.chunk.doc_id].title,
-                source=documents[h.chunk.doc_id].source,
-                published=documents[h.chunk.doc_id].published_iso, chunk_id=h.chunk.id,
-                start=h.chunk.start, end=h.chunk.end, text=h.chunk.text, score=round(h.score, 4))
+        Passage(**DocumentFields.of(documents[h.chunk.doc_id]), chunk_id=h.chunk.id, start=h.chunk.start, end=h.chunk.end, text=h.chunk.text, score=round(h.score, 4))
         for h in hits]
     timings = {k: round(v, 2) for k, v in timings.items()}
     best = candidates[0] if candidates else None

@@ -29,10 +29,7 @@ def sentence_bounds(text: str, start: int, end: int) -> tuple[int, int]:
         if match.start() >= end - 1 and _is_boundary(text, match):
             sentence_end = match.start() + len(match.group().rstrip())
             break
-    while sentence_end > sentence_start and text[sentence_end - 1].isspace():
-        sentence_end -= 1
-    return sentence_start, max(sentence_end, end)
-
+    return sentence_start, max(strip_span(text, sentence_start, sentence_end)[1], end)
 
 
 def sentence_spans(text: str) -> list[tuple[int, int]]:
@@ -43,12 +40,21 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
             spans.append((start, match.end()))
             start = match.end()
     spans.append((start, len(text)))
-    return [trimmed for span in spans if (trimmed := _trim(text, *span))]
+    return [trimmed for span in spans if (trimmed := strip_span(text, *span))[0] < trimmed[1]]
 
 
-def _trim(text: str, start: int, end: int) -> tuple[int, int] | None:
+def next_sentence_start(text: str, position: int) -> int | None:
+    """Where the first sentence beginning after ``position`` starts; None if none does."""
+    for match in _BOUNDARY.finditer(text, position):
+        if match.end() < len(text) and _is_boundary(text, match):
+            return match.end()
+    return None
+
+
+def strip_span(text: str, start: int, end: int) -> tuple[int, int]:
+    """[start, end) without the whitespace at either edge (start == end if nothing else is left)."""
     while start < end and text[start].isspace():
         start += 1
     while end > start and text[end - 1].isspace():
         end -= 1
-    return (start, end) if end > start else None
+    return start, end

@@ -75,6 +75,15 @@ def test_chunks_overlap_at_sentence_boundaries(chunker):
         assert after.text.startswith("Sentence number")
 
 
+def test_an_overlap_never_starts_after_an_abbreviation(chunker):
+    # the same sentence rule as citations: "Dr." and "Aug." do not end a sentence
+    text = " ".join(f"Dr. Lee met Gen. Ford on Aug. {i % 28 + 1}." for i in range(80))
+    chunks = _check(chunker, make_document("doc", text))
+    assert len(chunks) > 3
+    for chunk in chunks[1:]:
+        assert chunk.text.startswith("Dr. Lee met"), chunk.text[:30]
+
+
 def test_empty_and_whitespace_documents_have_no_chunks(chunker):
     from qa.documents import Document
 

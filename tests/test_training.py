@@ -87,6 +87,28 @@ def test_training_runs_a_step_writes_hashed_weights_and_resumes(tiny_squad, tmp_
     assert other.returncode != 0 and "other settings or data" in other.stderr
 
 
+@pytest.mark.slow
+def test_a_distilled_student_trains_and_loads_shallower(tiny_squad, tmp_path):
+    import qa.reading
+    from qa.embedding import resolve_model_path
+    from qa.settings import DEFAULT_MODEL
+    from qa.span_model import load_qa_model, read_adapter_metadata
+
+    teacher = qa.reading.WEIGHTS / "previous"
+    out = tmp_path / "student"
+    command = [sys.executable, "-m", "qa.training", "--squad", str(tiny_squad), "--out", str(out), "--epochs", "1",
+               "--batch-size", "4", "--rank", "16", "--layers", "1", "--teacher", str(teacher),
+               "--calibration-sample", "20", "--check-sample", "20", "--no-progress"]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    report = json.loads((out / REPORT_FILE).read_text())
+    assert report["teacher_adapter_sha256"] == hashlib.sha256((teacher / ADAPTER_FILE).read_bytes()).hexdigest()
+    assert report["hyperparameters"]["teacher"] == str(teacher)
+    assert read_adapter_metadata(str(out / ADAPTER_FILE))["layers"] == "1"
+    _, model = load_qa_model(resolve_model_path(DEFAULT_MODEL), str(out / ADAPTER_FILE))
+    assert len(model.base_model.encoder.layer) == 1
+
+
 def _copy_weights(tmp_path, monkeypatch, name: str = "previous"):
     import qa.reading
 
@@ -121,3 +143,48 @@ def test_an_unknown_shipped_reader_names_the_ones_there():
 
     with pytest.raises(ReaderUnavailable, match="shipped: .*previous"):
         ExtractiveReader(shipped="no-such-reader").read("who?", ["text"], top_n=1)
+
+
+def test_distillation_loss_is_the_hard_loss_share_when_the_student_matches_the_teacher():
+    import torch
+    from transformers.modeling_outputs import QuestionAnsweringModelOutput
+
+    from qa.training.distill import HARD_LABEL_SHARE, distillation_loss
+
+    torch.manual_seed(0)
+    logits = {name: torch.randn(2, 6) for name in ("start_logits", "end_logits")}
+    batch = {"attention_mask": torch.tensor([[1] * 6, [1, 1, 1, 1, 0, 0]])}
+    hard = torch.tensor(1.5)
+    same = distillation_loss(QuestionAnsweringModelOutput(loss=hard, **logits),
+                             QuestionAnsweringModelOutput(**logits), batch, temperature=2.0)
+    assert float(same) == pytest.approx(HARD_LABEL_SHARE * 1.5, abs=1e-6)
+
+    # what the teacher says about padding is not a target
+    padded = {name: value.clone() for name, value in logits.items()}
+    padded["start_logits"][1, 4:] += 5.0
+    assert float(distillation_loss(QuestionAnsweringModelOutput(loss=hard, **logits),
+                                   QuestionAnsweringModelOutput(**padded), batch, 2.0)) == pytest.approx(float(same), abs=1e-5)
+    shifted = {name: value.clone() for name, value in logits.items()}
+    shifted["end_logits"][0, 0] += 3.0
+    assert float(distillation_loss(QuestionAnsweringModelOutput(loss=hard, **logits),
+                                   QuestionAnsweringModelOutput(**shifted), batch, 2.0)) > float(same) + 0.01
+
+
+def test_a_student_starts_from_the_teacher_layers_it_keeps():
+    import torch
+    from safetensors.torch import load_file
+
+    import qa.reading
+    from qa.embedding import resolve_model_path
+    from qa.settings import DEFAULT_MODEL
+    from qa.training.loop import TrainConfig, build_model
+
+    teacher = qa.reading.WEIGHTS / "previous"
+    saved = load_file(str(teacher / ADAPTER_FILE))
+    student = build_model(resolve_model_path(DEFAULT_MODEL), TrainConfig(layers=1, rank=16, teacher=str(teacher)))
+    params = dict(student.named_parameters())
+    assert student.config.num_hidden_layers == 1
+    for name in ("qa_outputs.weight", "bert.encoder.layer.0.attention.self.query.lora_A",
+                 "bert.encoder.layer.0.output.LayerNorm.weight"):
+        assert torch.equal(params[name].detach().half(), saved[name])
+    assert "bert.encoder.layer.1.attention.self.query.lora_A" in saved and not any(".layer.1." in n for n in params)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..documents import Document, make_document
 from ..errors import DocumentError
+from .squad import read_articles
 
 
 @dataclass(frozen=True)
@@ -38,11 +39,8 @@ def squad_paragraph_id(title: str, number: int) -> str:
 
 def load_squad(path: Path) -> QuestionSet:
     """Every paragraph becomes a document; every question keeps its gold paragraph and answers."""
-    data = json.loads(Path(path).read_text(encoding="utf-8"))
-    if not isinstance(data, dict) or not isinstance(data.get("data"), list):
-        raise DocumentError(f"{path} is not SQuAD JSON (no 'data' list)")
     documents, questions = [], []
-    for article in data["data"]:
+    for article in read_articles(path):
         title = article["title"]
         for number, paragraph in enumerate(article["paragraphs"]):
             doc_id = squad_paragraph_id(title, number)

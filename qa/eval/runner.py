@@ -20,7 +20,7 @@ from ..settings import Settings
 from ..store import FORMAT_VERSION
 from .metrics import best_over_golds, exact_match, f1, ndcg_at_k, percentile, recall_at_k, reciprocal_rank
 from .questions import Question, QuestionSet, load_beir, load_questions_jsonl, load_squad
-from .squad_split import article_split
+from .squad import article_split
 
 RIGHT_F1 = 0.5  # an answer counts as right at SQuAD F1 >= 0.5 (used for calibration and coverage)
 RECALL_KS = (1, 5, 10, 20)

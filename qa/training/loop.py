@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .data import Example, collate, encode_examples, epoch_batches
+from .distill import distillation_loss, init_from_teacher, load_teacher
 
 CHECKPOINT_FILE = "checkpoint.pt"
 
@@ -30,6 +31,9 @@ class TrainConfig:
     layers: int | None = None
     # Dropout off: it roughly doubled the CPU step time, and a run of about one epoch does not overfit.
     dropout: float = 0.0
+    # A reader directory to distil from: its start/end distributions become soft targets.
+    teacher: str | None = None
+    temperature: float = 2.0
 
 
 @dataclass
@@ -62,6 +66,8 @@ def build_model(base_path: str, config: TrainConfig):
     if config.layers is not None:
         keep_layers(model, config.layers)
     inject_lora(model, rank=config.rank, alpha=config.alpha, train_layer_norms=True)
+    if config.teacher is not None:
+        init_from_teacher(model, config.teacher)
     return model
 
 
@@ -92,6 +98,7 @@ def train(examples: list[Example], tokenizer, base_path: str, config: TrainConfi
     print(f"train: {len(examples)} examples ({negatives} negatives) -> {len(windows)} windows", flush=True)
 
     model = build_model(base_path, config).to(device)
+    teacher = load_teacher(base_path, config.teacher, device) if config.teacher is not None else None
     trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     no_decay = [p for n, p in trainable if n.endswith("bias") or "LayerNorm" in n]
     decay = [p for n, p in trainable if not (n.endswith("bias") or "LayerNorm" in n)]
@@ -134,7 +141,13 @@ def train(examples: list[Example], tokenizer, base_path: str, config: TrainConfi
             for group in optimizer.param_groups:
                 group["lr"] = config.lr * lr_factor(step, warmup, planned)
             with torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16, enabled=bf16):
-                loss = model(**batch).loss
+                output = model(**batch)
+                if teacher is None:
+                    loss = output.loss
+                else:
+                    with torch.no_grad():
+                        teacher_output = teacher(**{k: v for k, v in batch.items() if not k.endswith("_positions")})
+                    loss = distillation_loss(output, teacher_output, batch, config.temperature)
             loss.backward()
             torch.nn.utils.clip_grad_norm_([p for _, p in trainable], 1.0)
             optimizer.step()
