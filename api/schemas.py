@@ -49,6 +49,9 @@ class AskRequest(_Strict):
     question: str = Field(min_length=1, json_schema_extra=NOT_BLANK, description="a question in plain language")
     top_k: Annotated[int, Field(ge=1, le=100), BeforeValidator(_whole_number)] | None = None
     filters: AskFilters = Field(default_factory=AskFilters)
+    prefer_recent: bool | None = Field(None, description=(
+        "rank newer documents up for this question; default: the server's setting, which does so "
+        "only for questions asking for the latest"))
 
 
 class DocumentIn(_Strict):

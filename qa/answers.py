@@ -25,6 +25,14 @@ class DocumentFields(_Frozen):
                 "published": doc.published_iso}
 
 
+class ResolvedDate(_Frozen):
+    """A relative date in a cited sentence ("on Friday"), resolved against the document's date."""
+    text: str = Field(description="document.text[start:end]")
+    start: int
+    end: int
+    date: str = Field(description="the day it names, YYYY-MM-DD")
+
+
 class Citation(DocumentFields):
     start: int = Field(description="offset of the answer's first character in the document text")
     end: int = Field(description="offset just past the answer's last character")
@@ -34,12 +42,17 @@ class Citation(DocumentFields):
     sentence: str = Field(description="document.text[sentence_start:sentence_end]")
     page: int | None = Field(None, description="the PDF page (from 1) the answer starts on; "
                                                "null for documents without pages")
+    story: str | None = Field(None, description="the near-duplicate story this document is a copy of, if any")
+    dates: list[ResolvedDate] = Field(default_factory=list, description=(
+        "relative dates of the sentence, resolved against the document's published date"))
 
 
 class Candidate(_Frozen):
     text: str
     confidence: float = Field(ge=0.0, le=1.0)
     citations: list[Citation]
+    sources: int = Field(1, description="independent sources citing it: copies of one story count once")
+    published: str | None = Field(None, description="the newest published date among its citations")
 
 
 class Passage(DocumentFields):
@@ -58,6 +71,9 @@ class Answer(_Frozen):
     abstained: bool
     message: str
     citations: list[Citation]
+    sources: int = Field(0, description="independent sources supporting the answer (copies of a story count once)")
+    conflicts: list[Candidate] = Field(default_factory=list, description=(
+        "credible different answers from other sources; with the answer, newest first when their dates differ"))
     alternatives: list[Candidate] = Field(
         description="other answers found; when abstaining, the best guess comes first")
     passages: list[Passage]

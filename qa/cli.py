@@ -101,8 +101,10 @@ def stats_command(index: Path | None, as_json: bool, verify: bool) -> None:
 @click.option("--source", multiple=True, help="Only documents from this source (repeatable).")
 @click.option("--since", type=IsoDate(), help="Only documents published on or after this day.")
 @click.option("--until", type=IsoDate(), help="Only documents published on or before this day.")
+@click.option("--recent/--no-recent", default=None,
+              help="Rank newer documents up (default: $QA_PREFER_RECENT; questions asking for the latest always do).")
 def ask_command(question: str, index: Path | None, top_k: int | None, as_json: bool, source: tuple[str, ...],
-                since: date | None, until: date | None) -> None:
+                since: date | None, until: date | None, recent: bool | None) -> None:
     """Answer one question from the index."""
     from .pipeline import Pipeline
     from .presentation import render_answer
@@ -111,7 +113,8 @@ def ask_command(question: str, index: Path | None, top_k: int | None, as_json: b
     pipeline = Pipeline(settings_for(index))
     pipeline.validate_question(question)  # before spending a second on loading models
     pipeline.warm_up()
-    answer = pipeline.ask(question, top_k=top_k, filters=Filters(sources=source, since=since, until=until))
+    answer = pipeline.ask(question, top_k=top_k, filters=Filters(sources=source, since=since, until=until),
+                          prefer_recent=recent)
     if as_json:
         click.echo(answer.model_dump_json(indent=2))
     else:

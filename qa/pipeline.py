@@ -16,15 +16,15 @@ from typing import Callable, Sequence
 from . import indexing
 from .answer_text import normalize_answer
 from .answers import Answer, Candidate, Citation, DocumentFields, Passage
+from .dates import asks_for_recency
 from .documents import Document
 from .embedding import Embedder
 from .errors import CitationMismatch, InvalidInput, UnknownDocument
 from .indexing import IndexReport, index_config
-from .pdf_text import page_at
 from .reading import ExtractiveReader, Reader, SpanGuess
 from .retrieval import Filters, FusionConfig, Hit, Mode, Retriever
-from .sentences import sentence_bounds
 from .settings import Settings
+from .sources import arrange, cite, with_passage_support, with_story_copies
 from .store import IndexReader, Manifest, committed_generation
 
 NOT_FOUND = "The corpus does not seem to answer this question."
@@ -87,7 +87,9 @@ class Pipeline:
         return self.retriever().search(question, top_k or self.settings.top_k, filters, mode)
 
     def ask(self, question: str, top_k: int | None = None, filters: Filters = Filters(),
-            mode: Mode = "hybrid") -> Answer:
+            mode: Mode = "hybrid", prefer_recent: bool | None = None) -> Answer:
+        """The answer from the index. ``prefer_recent`` ranks newer documents up for this question;
+        None leaves it to the setting, and to whether the question asks for the latest."""
         question = self.validate_question(question)
         top_k = top_k or self.settings.top_k
         if not 1 <= top_k <= 100:
@@ -95,10 +97,16 @@ class Pipeline:
         with self._model_slots:
             started = time.perf_counter()
             index = self.index
-            hits = self.retriever(index).search(question, top_k, filters, mode)
+            latest = asks_for_recency(question)
+            recent = (latest and prefer_recent is not False) or (
+                self.settings.prefer_recent if prefer_recent is None else prefer_recent)
+            hits = self.retriever(index).search(question, top_k, filters, mode,
+                                                self.settings.recency_weight if recent else 0.0)
             retrieved = time.perf_counter()
             read = hits[: self.settings.reader_passages]
-            guesses, read_count = self._read(question, read)
+            # "The latest" is a comparison of reports of different days: all of them are read.
+            compare = latest and _dates_differ(index, read)
+            guesses, read_count = self._read(question, read, self.settings.reader_early_stop and not compare)
             finished = time.perf_counter()
         if self.settings.reader_rerank:
             hits = _reranked_by_reader(hits, guesses, read_count)
@@ -106,7 +114,9 @@ class Pipeline:
         cited = {read[g.passage_index].chunk.doc_id for g in guesses}
         documents = index.documents(sorted({h.chunk.doc_id for h in hits} - cited), with_text=False)
         documents.update(index.documents(sorted(cited)))
-        candidates = _merge([_cite(g, read, documents) for g in guesses])
+        candidates = [with_passage_support(c, hits, index) if c.confidence >= self.settings.abstain_below else c
+                      for c in _merge([_cite(g, read, documents) for g in guesses])]
+        candidates = with_story_copies(candidates, index)
         timings = {"retrieve": (retrieved - started) * 1000, "read": (finished - retrieved) * 1000}
         timings["total"] = (time.perf_counter() - started) * 1000
         return _answer(question, candidates, hits, documents, timings,
@@ -155,7 +165,7 @@ class Pipeline:
         return indexing.index_corpus(Path(corpus), self.settings, self.embedder, rebuild=rebuild,
                                      progress=progress, log=log)
 
-    def _read(self, question: str, hits: list[Hit]) -> tuple[list[SpanGuess], int]:
+    def _read(self, question: str, hits: list[Hit], early_stop: bool) -> tuple[list[SpanGuess], int]:
         """The reader's guesses over ``hits``, most confident first, and how many hits it read.
 
         With early stopping the best passage is read alone first; when its answer already clears
@@ -165,7 +175,7 @@ class Pipeline:
         top_n = self.settings.alternatives + 4
         if not hits:
             return [], 0
-        first = hits[:1] if self.settings.reader_early_stop else hits
+        first = hits[:1] if early_stop else hits
         guesses = self.reader.read(question, [h.chunk.text for h in first], top_n=top_n)
         rest = hits[len(first):]
         if not rest or (guesses and guesses[0].confidence >= self.settings.abstain_below):
@@ -173,6 +183,11 @@ class Pipeline:
         more = self.reader.read(question, [h.chunk.text for h in rest], top_n=top_n)
         shifted = [replace(g, passage_index=g.passage_index + len(first)) for g in more]
         return sorted(guesses + shifted, key=lambda g: -g.confidence)[:top_n], len(hits)
+
+
+def _dates_differ(index: IndexReader, hits: list[Hit]) -> bool:
+    documents = index.documents(sorted({h.chunk.doc_id for h in hits}), with_text=False)
+    return len({d.published for d in documents.values() if d.published}) > 1
 
 
 def _reranked_by_reader(hits: list[Hit], guesses: list[SpanGuess], read_count: int) -> list[Hit]:
@@ -196,21 +211,10 @@ def _cite(guess: SpanGuess, hits: list[Hit], documents: dict[str, Document]) -> 
     chunk = hits[guess.passage_index].chunk
     doc = documents[chunk.doc_id]
     start, end = chunk.start + guess.start, chunk.start + guess.end
-    sentence_start, sentence_end = sentence_bounds(doc.text, start, end)
-    citation = Citation(
-        **DocumentFields.of(doc), start=start, end=end, quote=chunk.text[guess.start:guess.end],
-        sentence_start=sentence_start, sentence_end=sentence_end,
-        sentence=doc.text[sentence_start:sentence_end], page=page_at(doc, start))
-    verify_citation(citation, doc)
+    citation = cite(doc, start, end)
+    if citation.quote != chunk.text[guess.start:guess.end]:
+        raise CitationMismatch(f"chunk {chunk.id} of {doc.id!r} no longer matches its document's text")
     return guess.confidence, citation
-
-
-def verify_citation(citation: Citation, doc: Document) -> None:
-    if doc.text[citation.start:citation.end] != citation.quote or not citation.quote:
-        raise CitationMismatch(f"citation {citation.doc_id}[{citation.start}:{citation.end}] "
-                               f"does not resolve to its quote {citation.quote!r}")
-    if doc.text[citation.sentence_start:citation.sentence_end] != citation.sentence:
-        raise CitationMismatch(f"citation sentence of {citation.doc_id} does not resolve")
 
 
 def _merge(cited: list[tuple[float, Citation]]) -> list[Candidate]:
@@ -238,16 +242,16 @@ def _merge(cited: list[tuple[float, Citation]]) -> list[Candidate]:
 def _answer(question: str, candidates: list[Candidate], hits: list[Hit], documents: dict[str, Document],
             timings: dict[str, float], *, abstain_below: float, alternatives: int) -> Answer:
     passages = [
-        Passage(**DocumentFields.of(documents[h.chunk.doc_id]), chunk_id=h.chunk.id, start=h.chunk.start, end=h.chunk.end, text=h.chunk.text, score=round(h.score, 4))
+        Passage(**DocumentFields.of(documents[h.chunk.doc_id]), chunk_id=h.chunk.id, start=h.chunk.start,
+                end=h.chunk.end, text=h.chunk.text, score=round(h.score, 4))
         for h in hits]
     timings = {k: round(v, 2) for k, v in timings.items()}
-    best = candidates[0] if candidates else None
-    if best is None or best.confidence < abstain_below:
-        return Answer(question=question, text=None, confidence=best.confidence if best else 0.0,
+    if not candidates or candidates[0].confidence < abstain_below:
+        return Answer(question=question, text=None, confidence=candidates[0].confidence if candidates else 0.0,
                       abstained=True, message=NOT_FOUND, citations=[],
                       alternatives=candidates[: alternatives + 1], passages=passages,
                       timings_ms=timings)
+    (best, *conflicts), rest = arrange(candidates, abstain_below)
     return Answer(question=question, text=best.text, confidence=best.confidence, abstained=False,
-                  message="", citations=best.citations,
-                  alternatives=candidates[1: alternatives + 1], passages=passages,
-                  timings_ms=timings)
+                  message="", citations=best.citations, sources=best.sources, conflicts=conflicts,
+                  alternatives=rest[:alternatives], passages=passages, timings_ms=timings)

@@ -34,10 +34,17 @@ def render_answer(answer: Answer, color: bool = False) -> str:
             snippet = textwrap.shorten(passage.text, 160, placeholder=" ...")
             lines.append(f"  {number}. {passage.title} ({passage.source or passage.doc_id}): {snippet}")
         return "\n".join(lines)
-    lines.append(f"{answer.text}   (confidence {answer.confidence:.2f})")
+    agree = f", {answer.sources} sources agree" if answer.sources > 1 else ""
+    lines.append(f"{answer.text}   (confidence {answer.confidence:.2f}{agree})")
     for citation in answer.citations:
         lines.append(f"  {_where(citation)}")
         lines.append(textwrap.indent(textwrap.fill(_marked(citation, color), 100), "    "))
+        for day in citation.dates:
+            lines.append(f"    ({day.text} = {day.date})")
+    if answer.conflicts:
+        lines.append("Other sources say otherwise:")
+        for other in answer.conflicts:
+            lines.append(f"  - {other.text} ({other.confidence:.2f}) in {_where(other.citations[0])}")
     if answer.alternatives:
         lines.append("Other answers found:")
         for alt in answer.alternatives:

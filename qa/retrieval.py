@@ -63,14 +63,18 @@ class Retriever:
         self.fusion = fusion if self.with_sentences else fusion.without_sentence_vectors()
 
     def search(self, question: str, top_k: int, filters: Filters = Filters(),
-               mode: Mode = "hybrid") -> list[Hit]:
+               mode: Mode = "hybrid", recency_weight: float = 0.0) -> list[Hit]:
+        """The best ``top_k`` chunks; with ``recency_weight``, newer documents move up (see _fresher_first)."""
         n = min(max(self.fusion.candidates, top_k * 3), self.index.chunk_count)
         if n == 0:
             return []
         signals = self._signals(mode)
         query = self.embedder.encode_query(question) if {"dense", "sentence"} & set(signals) else None
         found = self.index.candidates(question, query, n, filters, signals)
-        return _without_overlaps(self.index, self._rank(found, mode), top_k)
+        ranked = self._rank(found, mode)
+        if recency_weight > 0:
+            ranked = _fresher_first(self.index, ranked, recency_weight)
+        return _without_overlaps(self.index, ranked, top_k)
 
     def _signals(self, mode: Mode) -> tuple[Signal, ...]:
         if mode != "hybrid":
@@ -98,6 +102,25 @@ class Retriever:
         order = np.argsort(-fused, kind="stable")
         return [(found.chunk_ids[j], float(fused[j]), tuple(float(scores[j]) for scores in signals))
                 for j in order]
+
+
+def _fresher_first(index: SearchBackend, ranked, weight: float):
+    """Ranked anew with ``weight`` of the score range added in proportion to how recent each
+    candidate's document is (its published day between the oldest and the newest candidate's);
+    undated documents get nothing added."""
+    if len(ranked) < 2:
+        return ranked
+    doc_of = {c.id: c.doc_id for c in index.chunks([r[0] for r in ranked])}
+    published = {doc_id: doc.published for doc_id, doc in
+                 index.documents(sorted(set(doc_of.values())), with_text=False).items() if doc.published}
+    days = {chunk_id: published[doc_id].toordinal() for chunk_id, doc_id in doc_of.items() if doc_id in published}
+    if len(set(days.values())) < 2:
+        return ranked
+    oldest, newest = min(days.values()), max(days.values())
+    spread = ranked[0][1] - min(r[1] for r in ranked) or 1.0
+    boosted = [(chunk_id, score + weight * spread * (days[chunk_id] - oldest) / (newest - oldest)
+                if chunk_id in days else score, signals) for chunk_id, score, signals in ranked]
+    return sorted(boosted, key=lambda r: -r[1])
 
 
 def _rrf(scores: np.ndarray, k: int) -> np.ndarray:

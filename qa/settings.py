@@ -83,6 +83,12 @@ class Settings(BaseSettings):
     # Confidence is a calibrated P(right), so 0.5 means abstaining below even odds.
     abstain_below: float = Field(0.5, ge=0.0, le=1.0, description=(
         "Abstain when the best answer's confidence (its calibrated probability of being right) is below this."))
+    # A share of the score range, so that it means the same under either fusion.
+    recency_weight: float = Field(0.3, ge=0.0, le=1.0, description=(
+        "For questions about the latest state (\"latest\", \"so far\", \"as of\"), the share of the retrieval "
+        "score range the newest document gains over the oldest candidate."))
+    prefer_recent: bool = Field(False, description=(
+        "Prefer newer documents for every question, not only for those asking for the latest."))
     torch_threads: int = Field(0, ge=0, description="Threads torch uses; 0 leaves torch's default.")
     precision: Precision = Field("auto", description=(
         "Float type of both models; `auto` is bfloat16 on CPUs with native bfloat16 instructions "

@@ -8,8 +8,9 @@ import pytest
 
 from qa.eval.metrics import best_over_golds, f1
 from qa.eval.questions import load_questions_jsonl
-from qa.pipeline import Pipeline, verify_citation
+from qa.pipeline import Pipeline
 from qa.retrieval import Filters
+from qa.sources import verify_citation
 
 from .conftest import DEMO_CORPUS
 from .helpers import run_qa

@@ -243,6 +243,38 @@ def test_answer_with_citation_opens_the_document_at_the_quote(open_page, server)
     expect(panel).to_be_hidden()
 
 
+def test_news_answers_show_agreement_conflicts_and_resolved_days(open_page, server):
+    from playwright.sync_api import expect
+
+    page = open_page(DESKTOP).page
+    question = "How much wheat did the Aurora Dawn carry out of Odesa?"
+    expected = _api_answer(page, server, question)
+    assert expected["sources"] >= 2, expected
+    reply = _ask(page, question)
+    expect(reply.locator(".agreement")).to_have_text(f"{expected['sources']} sources agree")
+    expect(reply.locator(".citations .citation")).to_have_count(len(expected["citations"]))
+    for outlet in ("Harbour Wire", "Danube Daily", "Coastline Times"):
+        expect(reply.locator(".citations")).to_contain_text(outlet)
+
+    question = "How much aid has Norway given Ukraine so far this year?"
+    expected = _api_answer(page, server, question)
+    assert expected["conflicts"], expected
+    reply = _ask(page, question)
+    columns = reply.locator(".conflicts .conflict")
+    expect(columns).to_have_count(1 + len(expected["conflicts"]))
+    expect(columns.nth(0).locator(".conflict-text")).to_have_text(expected["text"])
+    expect(columns.nth(1).locator(".conflict-text")).to_have_text(expected["conflicts"][0]["text"])
+    expect(columns.nth(0).locator(".conflict-date")).to_have_text("as of 2 October 2023")
+    expect(columns.nth(1).locator(".conflict-date")).to_have_text("as of 10 August 2023")
+    _screenshot(page, "chat-conflicts-desktop.png")
+
+    question = "When did the Ukrainian deputy ministers meet their Canadian counterparts in Ottawa?"
+    expected = _api_answer(page, server, question)
+    assert expected["citations"] and expected["citations"][0]["dates"], expected
+    reply = _ask(page, question)
+    expect(reply.locator(".resolved-dates").first).to_contain_text("Friday = 25 August 2023")
+
+
 def test_unanswerable_question_is_shown_as_an_abstention(open_page, server):
     from playwright.sync_api import expect
 

@@ -3,10 +3,11 @@
 import pytest
 
 from qa.errors import ReaderUnavailable
-from qa.pipeline import Pipeline, verify_citation
+from qa.pipeline import Pipeline
 from qa.reading import Calibration, ExtractiveReader, SpanGuess
 from qa.sentences import sentence_bounds
 from qa.settings import Settings
+from qa.sources import verify_citation
 
 
 @pytest.mark.slow

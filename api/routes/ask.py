@@ -16,7 +16,7 @@ from . import with_body
 def ask(body: AskRequest, pipeline: PipelineDep, metrics: MetricsDep) -> Answer:
     f = body.filters
     filters = Filters(sources=tuple(f.sources), doc_ids=tuple(f.doc_ids), since=f.since, until=f.until)
-    answer = pipeline.ask(body.question, top_k=body.top_k, filters=filters)
+    answer = pipeline.ask(body.question, top_k=body.top_k, filters=filters, prefer_recent=body.prefer_recent)
     metrics.answers.labels("abstained" if answer.abstained else "answered").inc()
     return answer
 

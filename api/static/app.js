@@ -268,15 +268,50 @@
     return button;
   }
 
+  /** Relative days of the cited sentence ("Friday") with the day they name. */
+  function resolvedDays(citation) {
+    const days = asArray(citation.dates).filter((d) => asText(d.text) && asText(d.date));
+    if (!days.length) return null;
+    const line = el('p', 'resolved-dates');
+    line.textContent = days.map((d) => `${asText(d.text)} = ${formatDate(d.date)}`).join(' · ');
+    return line;
+  }
+
   function citationList(citations, className) {
     const list = el('ol', className || 'citations');
     for (const citation of citations) {
       const item = el('li', 'cited-item');
       item.appendChild(citedSentence(citation));
+      const days = resolvedDays(citation);
+      if (days) item.appendChild(days);
       item.appendChild(citationButton(citation));
       list.appendChild(item);
     }
     return list;
+  }
+
+  function agreementLine(count) {
+    const sources = Number(count);
+    if (!Number.isInteger(sources) || sources < 2) return null;
+    return el('p', 'agreement', `${sources} sources agree`);
+  }
+
+  /** The answer and the credible different answers of other sources, side by side, newest first. */
+  function conflictsBlock(answer, conflicts) {
+    const block = el('section', 'conflicts');
+    block.appendChild(el('p', 'section-label', 'Sources differ'));
+    const row = el('div', 'conflict-row');
+    for (const candidate of [answer, ...conflicts]) {
+      const column = el('div', 'conflict');
+      column.appendChild(el('p', 'conflict-text', asText(candidate.text)));
+      const when = asText(candidate.published) || asText((asArray(candidate.citations)[0] || {}).published);
+      if (when) column.appendChild(el('p', 'conflict-date', `as of ${formatDate(when)}`));
+      column.appendChild(confidenceMeter(candidate.confidence, 'compact'));
+      for (const citation of asArray(candidate.citations)) column.appendChild(citationButton(citation));
+      row.appendChild(column);
+    }
+    block.appendChild(row);
+    return block;
   }
 
   function alternativesBlock(alternatives) {
@@ -289,6 +324,9 @@
       const item = el('li', 'alternative');
       const head = el('div', 'alternative-head');
       head.appendChild(el('span', 'alternative-text', asText(alternative.text)));
+      if (asText(alternative.published)) {
+        head.appendChild(el('span', 'alternative-date', formatDate(alternative.published)));
+      }
       head.appendChild(confidenceMeter(alternative.confidence, 'compact'));
       item.appendChild(head);
       const citations = asArray(alternative.citations);
@@ -356,12 +394,16 @@
     main.appendChild(el('p', 'answer-text', asText(answer.text)));
     main.appendChild(confidenceMeter(answer.confidence));
     turn.appendChild(main);
+    const agreement = agreementLine(answer.sources);
+    if (agreement) turn.appendChild(agreement);
 
     const citations = asArray(answer.citations);
     if (citations.length) {
       turn.appendChild(el('p', 'section-label', citations.length === 1 ? 'Source' : `Sources (${citations.length})`));
       turn.appendChild(citationList(citations));
     }
+    const conflicts = asArray(answer.conflicts);
+    if (conflicts.length) turn.appendChild(conflictsBlock(answer, conflicts));
     const alternatives = asArray(answer.alternatives);
     if (alternatives.length) turn.appendChild(alternativesBlock(alternatives));
     const timings = timingsLine(answer.timings_ms);

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
 from ..documents import Document, make_document
@@ -19,6 +20,39 @@ class Question:
     answers: tuple[str, ...] = ()          # empty: the corpus does not answer it
     doc_ids: tuple[str, ...] = ()           # documents that hold the answer (or are relevant)
     group: str = ""                         # e.g. the SQuAD article, for train/test splits
+    news: NewsChecks | None = None          # what a news answer must also show
+
+
+@dataclass(frozen=True)
+class NewsChecks:
+    """What an answer over news must show besides its text (each check is scored on its own)."""
+    outlets: tuple[str, ...] = ()           # sources that must all be cited (copies of one story)
+    sources: int | None = None              # independent sources the answer must count, at least
+    conflict: str | None = None             # a different answer that must be shown beside it
+    day: tuple[str, str] | None = None      # (text, YYYY-MM-DD): a relative day the citation resolves
+
+    @classmethod
+    def parse(cls, record: object) -> NewsChecks:
+        if not isinstance(record, dict) or not record:
+            raise TypeError('"news" must be an object with some of: outlets, sources, conflict, day')
+        unknown = sorted(set(record) - {"outlets", "sources", "conflict", "day"})
+        if unknown:
+            raise ValueError(f"unknown news check(s) {', '.join(unknown)}")
+        outlets = record.get("outlets", [])
+        sources = record.get("sources")
+        conflict = record.get("conflict")
+        day = record.get("day")
+        if not isinstance(outlets, list) or not all(isinstance(o, str) and o for o in outlets):
+            raise TypeError('"outlets" must be a list of source names')
+        if sources is not None and (type(sources) is not int or sources < 1):
+            raise TypeError('"sources" must be a whole number of at least 1')
+        if conflict is not None and not (isinstance(conflict, str) and conflict.strip()):
+            raise TypeError('"conflict" must be a non-empty string')
+        if day is not None:
+            if not (isinstance(day, list) and len(day) == 2 and all(isinstance(v, str) for v in day)):
+                raise TypeError('"day" must be ["text", "YYYY-MM-DD"]')
+            date.fromisoformat(day[1])
+        return cls(tuple(outlets), sources, conflict, tuple(day) if day else None)
 
     @property
     def answerable(self) -> bool:
@@ -76,7 +110,7 @@ def load_beir(folder: Path, split: str = "test") -> QuestionSet:
     return QuestionSet(f"{folder.name}-{split}", questions, documents, folder.name)
 
 
-QUESTION_FIELDS = {"id", "question", "answer", "answers", "alternatives", "doc_id"}
+QUESTION_FIELDS = {"id", "question", "answer", "answers", "alternatives", "doc_id", "news"}
 
 
 def load_questions_jsonl(path: Path) -> QuestionSet:
@@ -116,4 +150,8 @@ def _question(record: dict, number: int) -> Question:
     if not isinstance(record["question"], str):
         raise TypeError("the question must be a string")
     doc_id = record.get("doc_id")
-    return Question(str(record.get("id", number)), record["question"], answers, (doc_id,) if doc_id else ())
+    news = NewsChecks.parse(record["news"]) if "news" in record else None
+    if news and not answers:
+        raise ValueError('"news" checks need an answer')
+    return Question(str(record.get("id", number)), record["question"], answers, (doc_id,) if doc_id else (),
+                    news=news)

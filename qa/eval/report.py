@@ -16,6 +16,8 @@ _SHOWN = [("questions", "{:.0f}"), ("recall@1", "{:.3f}"), ("recall@5", "{:.3f}"
           ("f1", "{:.1f}"), ("f1_with_abstention", "{:.1f}"), ("answered_right", "{:.3f}"),
           ("calibration_error", "{:.3f}"), ("abstention_precision", "{:.3f}"),
           ("abstention_recall", "{:.3f}"), ("citation_exactness", "{:.3f}"),
+          ("news_outlets", "{:.3f}"), ("news_sources", "{:.3f}"), ("news_conflict", "{:.3f}"),
+          ("news_day", "{:.3f}"),
           ("retrieve_p50_ms", "{:.1f}"), ("retrieve_p95_ms", "{:.1f}"), ("read_p50_ms", "{:.1f}"),
           ("read_p95_ms", "{:.1f}"), ("total_p50_ms", "{:.1f}"), ("total_p95_ms", "{:.1f}")]
 

@@ -19,7 +19,7 @@ from ..retrieval import Mode
 from ..settings import Settings
 from ..store import FORMAT_VERSION
 from .metrics import best_over_golds, exact_match, f1, ndcg_at_k, percentile, recall_at_k, reciprocal_rank
-from .questions import Question, QuestionSet, load_beir, load_questions_jsonl, load_squad
+from .questions import NewsChecks, Question, QuestionSet, load_beir, load_questions_jsonl, load_squad
 from .squad import article_split
 
 RIGHT_F1 = 0.5  # an answer counts as right at SQuAD F1 >= 0.5 (used for calibration and coverage)
@@ -156,11 +156,33 @@ def _one(question: Question, pipeline: Pipeline, index, config: RunConfig) -> di
                    citations=[c.model_dump() for c in answer.citations])
         row["citations_exact"] = all(
             index.document(c.doc_id).text[c.start:c.end] == c.quote for c in answer.citations)
+        if question.news:
+            row["news_checks"] = news_checks(question.news, answer)
     if question.answers and "prediction" in row:
         row["f1"] = best_over_golds(f1, row["prediction"], question.answers)
         row["em"] = best_over_golds(exact_match, row["prediction"], question.answers)
         row["right"] = row["f1"] >= RIGHT_F1
     return row
+
+
+NEWS_CHECKS = ("outlets", "sources", "conflict", "day")
+
+
+def news_checks(expected: NewsChecks, answer) -> dict[str, bool]:
+    """Each news check the question asks for, passed or not (an abstention passes none)."""
+    shown = not answer.abstained
+    checks: dict[str, bool] = {}
+    if expected.outlets:
+        cited = {c.source for c in answer.citations}
+        checks["outlets"] = shown and set(expected.outlets) <= cited
+    if expected.sources is not None:
+        checks["sources"] = shown and answer.sources >= expected.sources
+    if expected.conflict is not None:
+        checks["conflict"] = shown and any(f1(c.text, expected.conflict) >= RIGHT_F1 for c in answer.conflicts)
+    if expected.day is not None:
+        text, day = expected.day
+        checks["day"] = shown and any(d.text == text and d.date == day for c in answer.citations for d in c.dates)
+    return checks
 
 
 def summarize(rows: list[dict], config: RunConfig) -> tuple[dict[str, float], dict[str, list]]:
@@ -191,6 +213,11 @@ def summarize(rows: list[dict], config: RunConfig) -> tuple[dict[str, float], di
         right_abstentions = sum(1 for r in unanswerable if r["abstained"])
         metrics["abstention_recall"] = right_abstentions / len(unanswerable)
         metrics["abstention_precision"] = right_abstentions / len(abstained) if abstained else 0.0
+    for check in NEWS_CHECKS:
+        done = [r["news_checks"][check] for r in rows if check in r.get("news_checks", {})]
+        if done:
+            metrics[f"news_{check}"] = _mean(1.0 if passed else 0.0 for passed in done)
+            metrics[f"news_{check}_questions"] = len(done)
     cited = [r for r in rows if "citations_exact" in r]
     if cited:
         metrics["citation_exactness"] = _mean(1.0 if r["citations_exact"] else 0.0 for r in cited)

@@ -57,6 +57,9 @@ CREATE TABLE sentences (
     start INTEGER NOT NULL, "end" INTEGER NOT NULL);
 CREATE INDEX sentences_chunk ON sentences(chunk_id);
 """
+# Documents by near-duplicate story (qa.duplicates); created on older generations at their next write.
+STORY_INDEX = ("CREATE INDEX IF NOT EXISTS documents_story ON documents("
+               "json_extract(metadata, '$.story')) WHERE json_extract(metadata, '$.story') IS NOT NULL")
 
 
 @dataclass(frozen=True)
@@ -278,6 +281,7 @@ class IndexWriter:
             self.dense = VectorIndex.empty(self.config.dimension)
             self.sentences = VectorIndex.empty(self.config.dimension)
         self.db.execute("PRAGMA foreign_keys = ON")
+        self.db.execute(STORY_INDEX)
         # Ids written now may be those of rows deleted now: their words are never reused.
         self._written_chunks: set[int] = set()
 

@@ -111,6 +111,9 @@ class SearchBackend(Protocol):
 
     def documents(self, doc_ids: Sequence[str], *, with_text: bool = True) -> dict[str, Document]: ...
 
+    def story_copies(self, story_ids: Sequence[str]) -> dict[str, list[str]]:
+        """Story id -> the ids of its documents (near-duplicate copies, see qa.duplicates)."""
+
 
 @runtime_checkable
 class DocumentWriter(Protocol):

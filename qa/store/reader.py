@@ -152,6 +152,18 @@ class IndexReader:
             f"WHERE id IN ({marks})", list(doc_ids))
         return {row[0]: _row_to_document(row) for row in rows}
 
+    def story_copies(self, story_ids: Sequence[str]) -> dict[str, list[str]]:
+        if not story_ids:
+            return {}
+        marks = ",".join("?" * len(story_ids))
+        story = "json_extract(metadata, '$.story')"
+        copies: dict[str, list[str]] = {}
+        for doc_id, story_id in self._query(
+                f"SELECT id, {story} FROM documents WHERE {story} IS NOT NULL AND {story} IN ({marks}) "
+                "ORDER BY id", list(story_ids)):
+            copies.setdefault(story_id, []).append(doc_id)
+        return copies
+
     def list_documents(self, *, offset: int = 0, limit: int = 50, sources: Sequence[str] = (),
                        since: str | None = None, until: str | None = None) -> tuple[int, list[dict]]:
         where, params = _document_filter(sources=sources, since=since, until=until)
