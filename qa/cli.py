@@ -164,6 +164,7 @@ def eval_command(questions: Path, index: Path | None, split: str, compare: list[
     )
     from .indexing import write_documents
     from .pipeline import Pipeline
+    from .precision import speed_flags
     from .store import committed_generation
 
     settings = settings_for(index)
@@ -186,7 +187,7 @@ def eval_command(questions: Path, index: Path | None, split: str, compare: list[
                                    "(--no-read, or a question set without answers)")
         configs = against_reader(configs, settings, baseline_reader)
     results = [evaluate(qset, chosen, pipeline, c, progress=show_progress(quiet)) for c in configs]
-    click.echo(f"{qset.name}: {len(chosen):,} questions")
+    click.echo(f"{qset.name}: {len(chosen):,} questions; {os.cpu_count()} CPUs ({speed_flags()})")
     click.echo(table(results, baseline_results))
     for name, _, value, source in references_for(qset.name):
         click.echo(f"  published: {name}: {value}  ({source})")

@@ -13,18 +13,29 @@ from typing import Literal
 
 Precision = Literal["auto", "float32", "bfloat16"]
 _NATIVE_BF16_FLAGS = {"avx512_bf16", "amx_bf16"}
+# The instruction sets that decide how fast the models run: recorded beside every timing.
+SPEED_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
 
 
 @lru_cache(maxsize=1)
-def cpu_has_native_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
     try:
         text = cpuinfo.read_text(encoding="ascii", errors="replace")
     except OSError:
-        return False
+        return frozenset()
     for line in text.splitlines():
         if line.startswith("flags"):
-            return bool(_NATIVE_BF16_FLAGS & set(line.split(":", 1)[-1].split()))
-    return False
+            return frozenset(line.split(":", 1)[-1].split())
+    return frozenset()
+
+
+def cpu_has_native_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    return bool(_NATIVE_BF16_FLAGS & cpu_flags(cpuinfo))
+
+
+def speed_flags() -> str:
+    """The CPU's speed-relevant flags, e.g. "avx2 avx512f avx512_vnni avx512_bf16"."""
+    return " ".join(flag for flag in SPEED_FLAGS if flag in cpu_flags()) or "none of " + " ".join(SPEED_FLAGS)
 
 
 def resolve_precision(precision: Precision) -> Literal["float32", "bfloat16"]:

@@ -23,6 +23,16 @@ def test_native_bfloat16_is_read_from_the_cpu_flags(tmp_path):
     assert not cpu_has_native_bf16(tmp_path / "no-such-file")
 
 
+def test_the_speed_flags_recorded_beside_timings(tmp_path, monkeypatch):
+    from qa import precision
+
+    zen4 = precision.cpu_flags(_cpuinfo(tmp_path, "zen4-flags", "fpu sse2 avx2 avx512f avx512_bf16 avx512_vnni"))
+    monkeypatch.setattr(precision, "cpu_flags", lambda: zen4)
+    assert precision.speed_flags() == "avx2 avx512f avx512_vnni avx512_bf16"
+    monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset({"fpu", "sse2"}))
+    assert precision.speed_flags().startswith("none of avx2")
+
+
 def test_auto_follows_the_cpu_and_explicit_choices_are_kept(monkeypatch):
     import qa.precision as precision
 

@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import quote
 
 from ..eval.metrics import percentile
+from ..precision import speed_flags
 
 HOST = "127.0.0.1"
 
@@ -52,8 +53,10 @@ def process_memory_mb(pid: int, field: str = "VmRSS") -> float:
 
 
 def machine_load() -> dict:
-    """CPUs and load averages (1, 5, 15 min): on a shared machine, how busy it was while measuring."""
-    return {"cpus": os.cpu_count(), "load_average": [round(x, 2) for x in os.getloadavg()]}
+    """CPUs, load averages (1, 5, 15 min) and speed-relevant instruction sets: how busy the shared
+    machine was while measuring, and what kind it was."""
+    return {"cpus": os.cpu_count(), "load_average": [round(x, 2) for x in os.getloadavg()],
+            "cpu_flags": speed_flags()}
 
 
 def document_path(doc_id: str) -> str:

@@ -123,7 +123,7 @@ def bench_load(index_dir: Path, corpus: Path, asks: list[Ask], out: Path,
         *_table_rows(results),
         ("server peak memory", f"{peak:.0f} MB"),
         ("machine load (1/5/15 min)", " / ".join(f"{x:.1f}" for x in machine["load_average"])
-         + f" on {machine['cpus']} CPUs"),
+         + f" on {machine['cpus']} CPUs ({machine['cpu_flags']})"),
     ])
     result = {"levels": results, "question_mix": mix, "server_peak_memory_mb": round(peak, 1),
               "duration_s": duration_s, "max_requests_per_level": max_requests, **machine}

@@ -269,7 +269,7 @@ def _print_report(r: dict) -> None:
                      f"{v['present']} present, {v['deleted']} deleted, {len(v['lost'])} lost; "
                      f"{v['documents']} documents (expected {v['expected_documents']})"))
     rows.append(("machine load (1/5/15 min)", " / ".join(f"{x:.1f}" for x in r["load_average"])
-                 + f" on {r['cpus']} CPUs"))
+                 + f" on {r['cpus']} CPUs ({r['cpu_flags']})"))
     rows.append(("result", "passed" if r["passed"] else "FAILED: " + "; ".join(r["failures"])))
     print_table(f"Soak on 127.0.0.1: {r['config']['clients']} clients, asks mixed with writes", rows)
     for message in r["error_messages"][:ERRORS_PRINTED]:

@@ -6,8 +6,10 @@ import base64
 import html
 import io
 import json
+import os
 from pathlib import Path
 
+from ..precision import speed_flags
 from .runner import REFERENCES, RunResult
 
 # Metrics shown in the table, in order, with how to print them.
@@ -54,7 +56,7 @@ def references_for(dataset: str) -> list[tuple[str, str, float, str]]:
 
 def write_outputs(out: Path, dataset: str, results: list[RunResult], baseline: dict | None) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    payload = {"dataset": dataset,
+    payload = {"dataset": dataset, "cpu": {"cpus": os.cpu_count(), "flags": speed_flags()},
                "runs": [{"config": r.config.__dict__, "metrics": r.metrics, "curves": {
                    k: v for k, v in r.curves.items() if not k.endswith("_ms")}} for r in results],
                "references": [dict(zip(("system", "metric", "value", "source"), ref))
