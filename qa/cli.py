@@ -319,6 +319,55 @@ def bench_soak(questions, squad, squad_sample, seed, corpus, index, clients, dur
         raise click.exceptions.Exit(CHECK_FAILED)
 
 
+@bench.command("scale", epilog=example("qa bench scale", "qa bench scale --sizes 10000,100000,1000000 --writes 3"))
+@click.option("--sizes", default="10000,100000", show_default=True, type=WholeNumbers(),
+              help="Corpus sizes in chunks, from 100 to 1,000,000.")
+@click.option("--writes", default=5, show_default=True, type=click.IntRange(min=1),
+              help="One-document writes timed per size.")
+@click.option("--questions", default=200, show_default=True, type=click.IntRange(min=5),
+              help="Questions timed per size.")
+@click.option("--out", default=Path("bench-results/scale.json"), show_default=True,
+              type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--plot", default=Path("bench-results/scale.png"), show_default=True,
+              type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--scratch", type=click.Path(file_okay=False, path_type=Path),
+              help="Where the indexes are built (default: a temporary folder, removed after).")
+def bench_scale(sizes: list[int], writes: int, questions: int, out: Path, plot: Path, scratch: Path | None) -> None:
+    """How writes, retrieval, memory and disk grow with the corpus (synthetic documents, stand-in vectors)."""
+    from .bench import scale
+
+    for size in sizes:
+        try:
+            scale.check_size(size)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--sizes") from None
+    scale.run(sizes, writes=writes, questions=questions, out=out, plot_path=plot, scratch=scratch)
+
+
+@bench.command("extraction", epilog=example("qa bench extraction", "qa bench extraction --pages my-pages/"))
+@click.option("--pages", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Folder of NAME.html pages, each with NAME.expected.txt (default: the project's fixtures).")
+@click.option("--out", default=Path("bench-results/extraction.json"), show_default=True,
+              type=click.Path(dir_okay=False, path_type=Path))
+def bench_extraction(pages: Path | None, out: Path) -> None:
+    """Token precision and recall of the article text extracted from saved web pages."""
+    from .bench import extraction
+
+    extraction.run(pages or extraction.PAGES, out)
+
+
+@bench.command("duplicates", epilog=example("qa bench duplicates", "qa bench duplicates --copies 3"))
+@click.option("--copies", default=2, show_default=True, type=click.IntRange(min=1),
+              help="Edited copies planted per story the demo questions are about.")
+@click.option("--out", default=Path("bench-results/duplicates.json"), show_default=True,
+              type=click.Path(dir_okay=False, path_type=Path))
+def bench_duplicates(copies: int, out: Path) -> None:
+    """Distinct stories in the top 5, before and after near-duplicate grouping, on the demo with planted copies."""
+    from .bench.duplicates import bench_duplicates as run
+
+    run(copies, out)
+
+
 def main() -> None:
     """The installed `qa` script."""
     cli(prog_name="qa")

@@ -4,7 +4,7 @@ from datetime import date
 
 import pytest
 
-from qa.bench.extraction import PAGES, bench_extraction, load_pages, main, token_overlap
+from qa.bench.extraction import PAGES, bench_extraction, load_pages, token_overlap
 from qa.html_text import DEFAULT_FOCUS, extract_html
 from qa.loaders import load_corpus
 
@@ -97,19 +97,23 @@ def test_token_overlap_counts_repeated_words():
     assert token_overlap("", "words").f1 == 0.0
 
 
-def test_bench_writes_its_table_and_json(tmp_path, capsys):
+def test_bench_writes_its_table_and_json(tmp_path):
+    from click.testing import CliRunner
+
+    from qa.cli import cli
+
     pages = tmp_path / "pages"
     pages.mkdir()
     for name in ("table-page", "br-paragraphs"):
         for suffix in (".html", ".expected.txt"):
             shutil.copy(PAGES / f"{name}{suffix}", pages / f"{name}{suffix}")
     out = tmp_path / "extraction.json"
-    main(["--pages", str(pages), "--out", str(out)])
+    run = CliRunner().invoke(cli, ["bench", "extraction", "--pages", str(pages), "--out", str(out)])
+    assert run.exit_code == 0, run.output
     result = json.loads(out.read_text())
     assert result["pages"] == 2 and set(result["per_page"]) == {"table-page", "br-paragraphs"}
     assert set(result["overall"]) == {"trafilatura balanced", "trafilatura precision", "trafilatura recall"}
-    printed = capsys.readouterr().out
-    assert "table-page" in printed and "overall" in printed
+    assert "table-page" in run.output and "overall" in run.output
 
 
 def test_a_page_without_expected_text_is_an_error(tmp_path):

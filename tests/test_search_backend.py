@@ -70,22 +70,33 @@ def test_synthetic_documents_are_deterministic_and_consistent():
     assert np.allclose(np.linalg.norm(first.vectors, axis=1), 1.0, atol=1e-5)
 
 
-def test_the_scale_bench_writes_its_figures_and_plot(tmp_path, capsys):
+def test_the_scale_bench_writes_its_figures_and_plot(tmp_path):
+    from click.testing import CliRunner
+
+    from qa.cli import cli
+
     out, plot = tmp_path / "scale.json", tmp_path / "scale.png"
-    scale.main(["--sizes", "300", "--writes", "1", "--questions", "5", "--out", str(out), "--plot", str(plot)])
+    result = CliRunner().invoke(cli, ["bench", "scale", "--sizes", "300", "--writes", "1", "--questions", "5",
+                                      "--out", str(out), "--plot", str(plot)])
+    assert result.exit_code == 0, result.output
     figures = json.loads(out.read_text())["sizes"][0]
     assert figures["chunks"] == 300 and figures["sentences"] > 600
     assert 0 < figures["retrieval_p50_ms"] <= figures["retrieval_p95_ms"]
     assert 0.5 <= figures["recall_at_20"]["chunks"] <= 1.0
     assert figures["disk_mb"] > 0
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "Scale: 300 chunks" in capsys.readouterr().out
+    assert "Scale: 300 chunks" in result.output
 
 
-def test_the_scale_bench_refuses_a_size_out_of_range(capsys):
-    with pytest.raises(SystemExit):
-        scale.main(["--sizes", "2000000"])
-    assert "from 100 to 1,000,000" in capsys.readouterr().err
+def test_the_scale_bench_refuses_a_size_out_of_range():
+    from click.testing import CliRunner
+
+    from qa.cli import cli
+
+    from qa.cli_options import USAGE_ERROR
+
+    result = CliRunner().invoke(cli, ["bench", "scale", "--sizes", "2000000"])
+    assert result.exit_code == USAGE_ERROR and "from 100 to 1,000,000" in result.output
 
 
 @pytest.fixture(scope="module")

@@ -5,12 +5,11 @@ re-edited the way outlets edit a wire story: its own dateline, the last paragrap
 indexed twice (chunk vectors only), once without and once with story grouping. For every demo question the top 5
 hits are counted in distinct stories, and whether the story that answers it is among them.
 
-    python -m qa.bench.duplicates [--copies 2] [--out bench-results/duplicates.json]
+    qa bench duplicates [--copies 2] [--out bench-results/duplicates.json]
 """
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import tempfile
 from dataclasses import replace
@@ -80,15 +79,3 @@ def bench_duplicates(copies: int, out: Path) -> dict:
         for label in ("before", "after") for name, value in result[label].items()])
     write_json(out, result)
     return result
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--copies", type=int, default=2, help="edited copies planted per story")
-    parser.add_argument("--out", type=Path, default=Path("bench-results/duplicates.json"))
-    args = parser.parse_args(argv)
-    bench_duplicates(args.copies, args.out)
-
-
-if __name__ == "__main__":
-    main()

@@ -5,12 +5,11 @@ beside it in ``NAME.expected.txt``. Text is compared as bags of lowercase word t
 spacing do not count, while boilerplate that leaks in costs precision and body text that is
 lost costs recall.
 
-    python -m qa.bench.extraction [--pages DIR] [--out bench-results/extraction.json]
+    qa bench extraction [--pages DIR] [--out bench-results/extraction.json]
 """
 
 from __future__ import annotations
 
-import argparse
 import re
 from collections import Counter
 from collections.abc import Callable
@@ -85,6 +84,14 @@ def load_pages(folder: Path) -> dict[str, tuple[str, str]]:
     return pages
 
 
+def run(folder: Path, out: Path) -> dict:
+    """Measure every extractor on the pages of ``folder``, print the table and write the JSON."""
+    result = bench_extraction(folder)
+    print_report(result)
+    write_json(out, result)
+    return result
+
+
 def bench_extraction(folder: Path) -> dict:
     pages = load_pages(folder)
     per_page: dict[str, dict[str, dict[str, float]]] = {}
@@ -117,17 +124,3 @@ def print_report(result: dict) -> None:
 
 def _pair(scores: dict[str, float]) -> str:
     return f"{scores['precision']:.3f} / {scores['recall']:.3f}"
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--pages", type=Path, default=PAGES, help="folder of NAME.html + NAME.expected.txt")
-    parser.add_argument("--out", type=Path, default=Path("bench-results/extraction.json"))
-    args = parser.parse_args(argv)
-    result = bench_extraction(args.pages)
-    print_report(result)
-    write_json(args.out, result)
-
-
-if __name__ == "__main__":
-    main()

@@ -1,4 +1,4 @@
-"""How the local index's costs grow with the corpus: ``python -m qa.bench.scale``.
+"""How the local index's costs grow with the corpus: ``qa bench scale``.
 
 Synthetic documents with deterministic stand-in vectors: storage, BM25 and fusion are the real
 ones; there is no question encoder and no reader (their cost does not depend on the corpus
@@ -9,7 +9,6 @@ its size on disk. Prints a table, writes JSON and a plot of cost against corpus 
 
 from __future__ import annotations
 
-import argparse
 import os
 import platform
 import statistics
@@ -311,37 +310,3 @@ def run(sizes: Sequence[int] = DEFAULT_SIZES, *, writes: int = 5, questions: int
                      "approximate_from": APPROXIMATE_FROM, "sizes": results})
     plot(results, plot_path)
     return results
-
-
-def _size(value: str) -> int:
-    try:
-        chunks = int(value.replace("_", "").replace(",", ""))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of chunks: {value}") from None
-    try:
-        return check_size(chunks)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def main(argv: list[str] | None = None) -> list[dict]:
-    parser = argparse.ArgumentParser(prog="python -m qa.bench.scale", description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", nargs="+", type=_size, default=list(DEFAULT_SIZES),
-                        help=f"corpus sizes in chunks (default 10000 100000; up to {MAX_CHUNKS:,})")
-    parser.add_argument("--writes", type=int, default=5, help="one-document writes timed per size")
-    parser.add_argument("--questions", type=int, default=200, help="questions timed per size")
-    parser.add_argument("--out", type=Path, default=Path("bench-results/scale.json"))
-    parser.add_argument("--plot", type=Path, default=Path("bench-results/scale.png"))
-    parser.add_argument("--scratch", type=Path, default=None,
-                        help="where the indexes are built (default: a temporary folder, removed after)")
-    args = parser.parse_args(argv)
-    try:
-        check_counts(args.writes, args.questions)
-    except ValueError as exc:
-        parser.error(str(exc))
-    return run(args.sizes, writes=args.writes, questions=args.questions, out=args.out, plot_path=args.plot,
-               scratch=args.scratch)
-
-
-if __name__ == "__main__":
-    main()

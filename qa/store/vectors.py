@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-# Below this many vectors an exhaustive scan is cheap enough and exact; `python -m qa.bench.scale`
+# Below this many vectors an exhaustive scan is cheap enough and exact; `qa bench scale`
 # measures both sides of it.
 APPROXIMATE_FROM = 50_000
 _ADD_BATCH = 65_536  # vectors decoded to float32 at a time while the approximate index is filled
