@@ -124,10 +124,15 @@ def conflicting(best: Candidate, other: Candidate, credible: float) -> bool:
     """Whether ``other`` is a credible, different answer from sources ``best`` does not cite."""
     if other.confidence < credible:
         return False
-    mine, theirs = normalize_answer(best.text), normalize_answer(other.text)
-    if not mine or not theirs or mine in theirs or theirs in mine:
-        return False  # "Aug. 25" and "on Aug. 25" are one answer
+    mine, theirs = normalize_answer(best.text).split(), normalize_answer(other.text).split()
+    if not mine or not theirs or _within(mine, theirs) or _within(theirs, mine):
+        return False  # "Aug. 25" and "on Aug. 25" are one answer; "Eight" and "Eighteen" are not
     return not ({story_of(c) for c in best.citations} & {story_of(c) for c in other.citations})
+
+
+def _within(words: list[str], other: list[str]) -> bool:
+    """Whether ``words`` occur in ``other`` as a run of whole words."""
+    return any(other[i:i + len(words)] == words for i in range(len(other) - len(words) + 1))
 
 
 def arrange(candidates: list[Candidate], credible: float) -> tuple[list[Candidate], list[Candidate]]:

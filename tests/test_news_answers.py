@@ -50,6 +50,13 @@ def test_what_is_not_a_conflict(other, why):
     assert conflicting(best, _candidate("Riga", 0.9, _citation("b", "Riga")), 0.5)
 
 
+def test_a_longer_number_word_is_a_different_answer():
+    eight = _candidate("Eight", 0.8, _citation("a", "Eight", "2023-08-24"))
+    eighteen = _candidate("Eighteen", 0.7, _citation("b", "Eighteen", "2023-11-14"))
+    assert conflicting(eight, eighteen, 0.5)
+    assert [c.text for c in arrange([eight, eighteen], 0.5)[0]] == ["Eighteen", "Eight"]
+
+
 def test_an_unsure_answer_has_no_conflicts():
     best = _candidate("Vilnius", 0.4, _citation("a", "Vilnius"))
     other = _candidate("Riga", 0.35, _citation("b", "Riga"))

@@ -92,7 +92,6 @@ def test_the_scale_bench_refuses_a_size_out_of_range():
     from click.testing import CliRunner
 
     from qa.cli import cli
-
     from qa.cli_options import USAGE_ERROR
 
     result = CliRunner().invoke(cli, ["bench", "scale", "--sizes", "2000000"])
