@@ -117,3 +117,63 @@ def test_a_relative_day_in_the_cited_sentence_is_resolved(demo_pipeline):
     assert not answer.abstained and "Friday" in answer.text
     (citation,) = answer.citations
     assert {d.text: d.date for d in citation.dates}["Friday"] == "2023-08-25"
+
+
+class _Stories:
+    """Just enough of a SearchBackend for the source logic: documents and their stories."""
+
+    def __init__(self, *documents):
+        self.by_id = {doc.id: doc for doc in documents}
+
+    def documents(self, doc_ids, *, with_text=True):
+        return {i: self.by_id[i] for i in doc_ids if i in self.by_id}
+
+    def story_copies(self, story_ids):
+        copies = {}
+        for doc in sorted(self.by_id.values(), key=lambda d: d.id):
+            if doc.metadata.get("story") in story_ids:
+                copies.setdefault(doc.metadata["story"], []).append(doc.id)
+        return copies
+
+
+def _story(doc_id: str, text: str, source: str, story: str | None = None):
+    from qa.documents import make_document
+
+    return make_document(doc_id, text, source=source, published="2023-09-12",
+                         metadata={"story": story} if story else {})
+
+
+def test_copies_are_cited_where_they_say_the_same_and_left_out_where_edited():
+    from qa.sources import cite, with_story_copies
+
+    wire = "The ship left Odesa on Monday. It carried 31,000 tonnes of wheat to Egypt."
+    same = _story("copy-a", "Local intro. " + wire, "Outlet A", "wire")
+    edited = _story("copy-b", "The ship left Odesa on Monday. It carried wheat to Egypt.", "Outlet B", "wire")
+    original = _story("wire", wire, "Wire", "wire")
+    index = _Stories(original, same, edited)
+    start = wire.index("31,000 tonnes")
+    candidate = _candidate("31,000 tonnes", 0.9, cite(original, start, start + len("31,000 tonnes")))
+    (result,) = with_story_copies([candidate], index)
+    assert [c.source for c in result.citations] == ["Wire", "Outlet A"]
+    copy = result.citations[1]
+    assert same.text[copy.start:copy.end] == "31,000 tonnes" and copy.story == "wire"
+    assert result.sources == 1
+
+
+def test_another_story_stating_the_answer_word_for_word_counts_as_a_second_source():
+    from qa.retrieval import Hit
+    from qa.sources import cite, with_passage_support
+    from qa.store import StoredChunk
+
+    first = _story("first", "Officials said 52 countries took part in Reykjavik.", "Ledger")
+    second = _story("second", "In Reykjavik, 52 countries took part, organisers said.", "Report")
+    other = _story("other", "In Reykjavik, 520 countries took part.", "Elsewhere")
+    index = _Stories(first, second, other)
+    hits = [Hit(StoredChunk(n, doc.id, 0, len(doc.text), doc.text), 1.0, 0, 0, 0, 0)
+            for n, doc in enumerate((first, second, other))]
+    start = first.text.index("52 countries")
+    candidate = _candidate("52 countries", 0.8, cite(first, start, start + len("52 countries")))
+    supported = with_passage_support(candidate, hits, index)
+    assert [c.doc_id for c in supported.citations] == ["first", "second"]  # "520 countries" is not it
+    assert supported.sources == 2
+    assert second.text[supported.citations[1].start:supported.citations[1].end] == "52 countries"
