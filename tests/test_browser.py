@@ -264,15 +264,15 @@ def test_news_answers_show_agreement_conflicts_and_resolved_days(open_page, serv
     expect(columns).to_have_count(1 + len(expected["conflicts"]))
     expect(columns.nth(0).locator(".conflict-text")).to_have_text(expected["text"])
     expect(columns.nth(1).locator(".conflict-text")).to_have_text(expected["conflicts"][0]["text"])
-    expect(columns.nth(0).locator(".conflict-date")).to_have_text("as of 2 October 2023")
-    expect(columns.nth(1).locator(".conflict-date")).to_have_text("as of 10 August 2023")
+    expect(columns.nth(0).locator(".conflict-date")).to_have_text("as of 2 Oct 2023")
+    expect(columns.nth(1).locator(".conflict-date")).to_have_text("as of 10 Aug 2023")
     _screenshot(page, "chat-conflicts-desktop.png")
 
     question = "When did the Ukrainian deputy ministers meet their Canadian counterparts in Ottawa?"
     expected = _api_answer(page, server, question)
     assert expected["citations"] and expected["citations"][0]["dates"], expected
     reply = _ask(page, question)
-    expect(reply.locator(".resolved-dates").first).to_contain_text("Friday = 25 August 2023")
+    expect(reply.locator(".resolved-dates").first).to_contain_text("Friday = 25 Aug 2023")
 
 
 def test_unanswerable_question_is_shown_as_an_abstention(open_page, server):

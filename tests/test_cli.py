@@ -138,7 +138,7 @@ def test_a_soak_that_fails_its_bars_exits_3(tmp_path, monkeypatch):
 def test_baseline_is_a_shipped_reader_or_a_results_file(tmp_path):
     questions = str(ROOT / "corpus" / "questions.jsonl")
     unknown = qa("eval", questions, "--baseline", "nosuch")
-    assert unknown.exit_code == 1 and "neither a shipped reader (accurate, previous" in unknown.stderr
+    assert unknown.exit_code == 1 and "neither a shipped reader (accurate, fast, previous" in unknown.stderr
     same = qa("eval", questions, "--baseline", "previous", QA_READER="previous")
     assert same.exit_code == 1 and "already in use" in same.stderr
     (tmp_path / "results.json").write_text("{not json")
