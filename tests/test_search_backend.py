@@ -30,6 +30,9 @@ class _Backend:
     def chunks(self, chunk_ids):
         return [StoredChunk(i, f"doc-{i}", 0, 5, "text.") for i in chunk_ids]
 
+    def story_copies(self, story_ids):
+        return {}
+
     def documents(self, doc_ids, *, with_text=True):
         return {}
 
