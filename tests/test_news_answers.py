@@ -102,13 +102,19 @@ def test_the_latest_figure_comes_first_and_the_earlier_one_is_a_dated_conflict(d
 
 
 @pytest.mark.slow
-def test_a_recency_question_ranks_the_newer_report_first(demo_pipeline):
+def test_a_recency_question_ranks_the_newer_report_higher(demo_pipeline):
     question = "Norway's civilian and military aid to Ukraine this year after parliament approved a tranche"
-    plain = [h.chunk.doc_id for h in demo_pipeline.retriever().search(question, 5)]
-    recent = [h.chunk.doc_id for h in demo_pipeline.retriever().search(question, 5, recency_weight=1.0)]
     older, newer = "news/2023-08-10-fjord-ledger-norway-aid.txt", "news/2023-10-02-nordic-business-norway-aid.txt"
-    assert recent.index(newer) <= plain.index(newer)  # the words are the older report's
-    assert recent.index(newer) < recent.index(older)
+
+    def ranked(weight):
+        hits = demo_pipeline.retriever().search(question, 5, recency_weight=weight)
+        return [h.chunk.doc_id for h in hits], {h.chunk.doc_id: h.score for h in reversed(hits)}
+
+    (plain, plain_score), (recent, recent_score) = ranked(0.0), ranked(1.0)
+    assert plain.index(older) < plain.index(newer)  # the words are the older report's
+    assert recent.index(newer) < plain.index(newer)
+    # the newer report gains more than the older one: the gap between them narrows
+    assert recent_score[older] - recent_score[newer] < plain_score[older] - plain_score[newer]
 
 
 @pytest.mark.slow
