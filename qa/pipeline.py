@@ -24,7 +24,7 @@ from .indexing import IndexReport, index_config
 from .reading import ExtractiveReader, Reader, SpanGuess
 from .retrieval import Filters, FusionConfig, Hit, Mode, Retriever
 from .settings import Settings
-from .sources import arrange, cite, with_passage_support, with_story_copies
+from .sources import DocumentTexts, arrange, cite, with_passage_support, with_story_copies
 from .store import IndexReader, Manifest, committed_generation
 
 NOT_FOUND = "The corpus does not seem to answer this question."
@@ -104,19 +104,19 @@ class Pipeline:
                                                 self.settings.recency_weight if recent else 0.0)
             retrieved = time.perf_counter()
             read = hits[: self.settings.reader_passages]
+            # The passages list shows titles and dates; only cited documents need their text.
+            documents = index.documents(sorted({h.chunk.doc_id for h in hits}), with_text=False)
             # "The latest" is a comparison of reports of different days: all of them are read.
-            compare = latest and _dates_differ(index, read)
+            compare = latest and _dates_differ(documents, read)
             guesses, read_count = self._read(question, read, self.settings.reader_early_stop and not compare)
             finished = time.perf_counter()
         if self.settings.reader_rerank:
             hits = _reranked_by_reader(hits, guesses, read_count)
-        # Only cited documents need their text; the passages list shows titles and dates.
-        cited = {read[g.passage_index].chunk.doc_id for g in guesses}
-        documents = index.documents(sorted({h.chunk.doc_id for h in hits} - cited), with_text=False)
-        documents.update(index.documents(sorted(cited)))
-        candidates = [with_passage_support(c, hits, index) if c.confidence >= self.settings.abstain_below else c
+        texts = DocumentTexts(index)
+        documents.update(texts.get({read[g.passage_index].chunk.doc_id for g in guesses}))
+        candidates = [with_passage_support(c, hits, texts) if c.confidence >= self.settings.abstain_below else c
                       for c in _merge([_cite(g, read, documents) for g in guesses])]
-        candidates = with_story_copies(candidates, index)
+        candidates = with_story_copies(candidates, texts)
         timings = {"retrieve": (retrieved - started) * 1000, "read": (finished - retrieved) * 1000}
         timings["total"] = (time.perf_counter() - started) * 1000
         return _answer(question, candidates, hits, documents, timings,
@@ -185,9 +185,8 @@ class Pipeline:
         return sorted(guesses + shifted, key=lambda g: -g.confidence)[:top_n], len(hits)
 
 
-def _dates_differ(index: IndexReader, hits: list[Hit]) -> bool:
-    documents = index.documents(sorted({h.chunk.doc_id for h in hits}), with_text=False)
-    return len({d.published for d in documents.values() if d.published}) > 1
+def _dates_differ(documents: dict[str, Document], hits: list[Hit]) -> bool:
+    return len({documents[h.chunk.doc_id].published for h in hits} - {None}) > 1
 
 
 def _reranked_by_reader(hits: list[Hit], guesses: list[SpanGuess], read_count: int) -> list[Hit]:

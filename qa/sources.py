@@ -18,6 +18,20 @@ from .sentences import sentence_bounds
 from .store import SearchBackend
 
 
+class DocumentTexts:
+    """The documents one answer draws on, each read from the backend with its text once."""
+
+    def __init__(self, index: SearchBackend):
+        self.index = index
+        self._loaded: dict[str, Document] = {}
+
+    def get(self, doc_ids: set[str]) -> dict[str, Document]:
+        missing = sorted(doc_ids - self._loaded.keys())
+        if missing:
+            self._loaded.update(self.index.documents(missing))
+        return {doc_id: self._loaded[doc_id] for doc_id in doc_ids if doc_id in self._loaded}
+
+
 def cite(doc: Document, start: int, end: int) -> Citation:
     """The citation of ``doc.text[start:end]``, with its sentence, page, story and resolved dates."""
     sentence_start, sentence_end = sentence_bounds(doc.text, start, end)
@@ -51,7 +65,7 @@ def counted(candidate: Candidate) -> Candidate:
                                         "published": max(dates) if dates else None})
 
 
-def with_story_copies(candidates: list[Candidate], index: SearchBackend) -> list[Candidate]:
+def with_story_copies(candidates: list[Candidate], texts: DocumentTexts) -> list[Candidate]:
     """Each candidate also citing the other copies of the stories it was found in.
 
     Retrieval keeps one copy of a story among the passages; the answer still names every outlet
@@ -59,9 +73,8 @@ def with_story_copies(candidates: list[Candidate], index: SearchBackend) -> list
     once; a copy edited there is left out rather than cited somewhere it does not say so.
     """
     stories = {c.story for candidate in candidates for c in candidate.citations if c.story}
-    copies = index.story_copies(sorted(stories)) if stories else {}
-    wanted = {doc_id for ids in copies.values() for doc_id in ids}
-    documents = index.documents(sorted(wanted)) if wanted else {}
+    copies = texts.index.story_copies(sorted(stories)) if stories else {}
+    documents = texts.get({doc_id for ids in copies.values() for doc_id in ids})
     result = []
     for candidate in candidates:
         citations = list(candidate.citations)
@@ -77,7 +90,7 @@ def with_story_copies(candidates: list[Candidate], index: SearchBackend) -> list
     return result
 
 
-def with_passage_support(candidate: Candidate, hits: list[Hit], index: SearchBackend) -> Candidate:
+def with_passage_support(candidate: Candidate, hits: list[Hit], texts: DocumentTexts) -> Candidate:
     """The candidate also citing the retrieved passages of other stories that state it word for word.
 
     The reader stops at the first passage when it is sure; another source that says the same
@@ -91,7 +104,7 @@ def with_passage_support(candidate: Candidate, hits: list[Hit], index: SearchBac
             found.append((hit.chunk, at))
     if not found:
         return candidate
-    documents = index.documents(sorted({chunk.doc_id for chunk, _ in found}))
+    documents = texts.get({chunk.doc_id for chunk, _ in found})
     citations = list(candidate.citations)
     for chunk, at in found:
         doc = documents.get(chunk.doc_id)

@@ -150,7 +150,7 @@ def _story(doc_id: str, text: str, source: str, story: str | None = None):
 
 
 def test_copies_are_cited_where_they_say_the_same_and_left_out_where_edited():
-    from qa.sources import cite, with_story_copies
+    from qa.sources import DocumentTexts, cite, with_story_copies
 
     wire = "The ship left Odesa on Monday. It carried 31,000 tonnes of wheat to Egypt."
     same = _story("copy-a", "Local intro. " + wire, "Outlet A", "wire")
@@ -159,7 +159,7 @@ def test_copies_are_cited_where_they_say_the_same_and_left_out_where_edited():
     index = _Stories(original, same, edited)
     start = wire.index("31,000 tonnes")
     candidate = _candidate("31,000 tonnes", 0.9, cite(original, start, start + len("31,000 tonnes")))
-    (result,) = with_story_copies([candidate], index)
+    (result,) = with_story_copies([candidate], DocumentTexts(index))
     assert [c.source for c in result.citations] == ["Wire", "Outlet A"]
     copy = result.citations[1]
     assert same.text[copy.start:copy.end] == "31,000 tonnes" and copy.story == "wire"
@@ -168,7 +168,7 @@ def test_copies_are_cited_where_they_say_the_same_and_left_out_where_edited():
 
 def test_another_story_stating_the_answer_word_for_word_counts_as_a_second_source():
     from qa.retrieval import Hit
-    from qa.sources import cite, with_passage_support
+    from qa.sources import DocumentTexts, cite, with_passage_support
     from qa.store import StoredChunk
 
     first = _story("first", "Officials said 52 countries took part in Reykjavik.", "Ledger")
@@ -179,7 +179,7 @@ def test_another_story_stating_the_answer_word_for_word_counts_as_a_second_sourc
             for n, doc in enumerate((first, second, other))]
     start = first.text.index("52 countries")
     candidate = _candidate("52 countries", 0.8, cite(first, start, start + len("52 countries")))
-    supported = with_passage_support(candidate, hits, index)
+    supported = with_passage_support(candidate, hits, DocumentTexts(index))
     assert [c.doc_id for c in supported.citations] == ["first", "second"]  # "520 countries" is not it
     assert supported.sources == 2
     assert second.text[supported.citations[1].start:supported.citations[1].end] == "52 countries"
