@@ -9,7 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.concurrency import run_in_threadpool
 
-from qa.errors import IndexMissing
+from qa.errors import BackendUnavailable, IndexMissing
 from qa.pipeline import Pipeline
 from qa.settings import Settings
 
@@ -57,8 +57,8 @@ def _warm_up(pipeline: Pipeline) -> None:
     pipeline.warm_up()
     try:
         pipeline.manifest()  # opens the index
-    except IndexMissing:
-        pass  # /api/ready says so until an index exists
+    except (IndexMissing, BackendUnavailable):
+        pass  # /api/ready says so until an index exists and its backend answers
 
 
 async def _measure(request: Request, call_next):

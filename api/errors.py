@@ -11,6 +11,7 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Match, Mount
 
 from qa.errors import (
+    BackendUnavailable,
     DocumentError,
     IndexBusy,
     IndexCorrupt,
@@ -33,6 +34,7 @@ _STATUS = [
     (InvalidInput, 422, "invalid_input"),
     (DocumentError, 422, "invalid_document"),
     (IndexBusy, 503, "index_busy"),
+    (BackendUnavailable, 503, "backend_unavailable"),
     (IndexMissing, 503, "index_missing"),
     (IndexMismatch, 503, "index_mismatch"),
     (IndexCorrupt, 503, "index_corrupt"),

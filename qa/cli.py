@@ -46,15 +46,21 @@ def cli() -> None:
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
 @index_option
 @click.option("--rebuild", is_flag=True, help="Start from an empty index.")
+@click.option("--embed-workers", type=click.IntRange(min=0),
+              help="Ray workers that embed (default: $QA_EMBED_WORKERS or 0, which embeds in this process).")
+@click.option("--ray-address", metavar="ray://HOST:10001|HOST:6379|auto",
+              help="The Ray cluster of --embed-workers (default: $QA_RAY_ADDRESS, or a Ray of this machine).")
 @quiet_option
-def index_command(path: Path, index: Path | None, rebuild: bool, quiet: bool) -> None:
+def index_command(path: Path, index: Path | None, rebuild: bool, embed_workers: int | None,
+                  ray_address: str | None, quiet: bool) -> None:
     """Index a corpus folder or file (incremental: only what changed is embedded)."""
-    from .embedding import Embedder
+    from .embedding import indexing_embedder
     from .indexing import index_corpus
 
-    settings = settings_for(index)
-    report = index_corpus(path, settings, Embedder.from_settings(settings), rebuild=rebuild,
-                          progress=show_progress(quiet), log=log_to_stderr(quiet))
+    settings = settings_for(index, embed_workers=embed_workers, ray_address=ray_address)
+    with indexing_embedder(settings) as embedder:
+        report = index_corpus(path, settings, embedder, rebuild=rebuild,
+                              progress=show_progress(quiet), log=log_to_stderr(quiet))
     click.echo(f"{path}: {report.summary()}; {report.chunks_embedded} chunks embedded")
 
 

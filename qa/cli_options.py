@@ -47,10 +47,12 @@ quiet_option = click.option("--quiet", is_flag=True, help="No progress bars or p
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 
 
-def settings_for(index: Path | None) -> Settings:
-    """The QA_* settings, with the index directory of ``--index`` when given."""
+def settings_for(index: Path | None, **options) -> Settings:
+    """The QA_* settings, with the index directory of ``--index`` and the settings of the other
+    options given (None: not given)."""
+    given = {name: value for name, value in {"index_dir": index, **options}.items() if value is not None}
     try:
-        return Settings(**({"index_dir": index} if index else {}))
+        return Settings(**given)
     except ValidationError as exc:
         problems = "; ".join(f"{_setting_name(e['loc'])}: {e['msg']}" for e in exc.errors())
         raise click.UsageError(problems) from None

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -75,13 +76,26 @@ class Embedder:
         return int(self.model.max_seq_length) - 2
 
     def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, self.dimension), dtype=np.float32)
-        vectors = self.model.encode(
-            list(texts), batch_size=self.batch_size, normalize_embeddings=True,
-            convert_to_numpy=True, show_progress_bar=progress,
-        )
+        batches = self.batches(texts)
+        found = self.encode_groups([[texts[i] for i in batch] for batch in batches])
+        return _gather(batches, found, self.dimension, progress=progress)
+
+    def batches(self, texts: Sequence[str]) -> list[np.ndarray]:
+        """The positions of ``texts`` in the groups ``encode`` embeds together: longest first, so that
+        a group pads little, ``batch_size`` at a time. A text's vector depends on the texts it is
+        padded with (by up to ~1e-3 in bfloat16), so work spread elsewhere must keep these groups."""
+        order = np.argsort([-len(text) for text in texts], kind="stable")
+        return [order[start:start + self.batch_size] for start in range(0, len(order), self.batch_size)]
+
+    def encode_batch(self, texts: Sequence[str]) -> np.ndarray:
+        """The vectors of one group, embedded as one padded batch."""
+        vectors = self.model.encode(list(texts), batch_size=len(texts), normalize_embeddings=True,
+                                    convert_to_numpy=True, show_progress_bar=False)
         return _unit_rows(np.asarray(vectors, dtype=np.float32))
+
+    def encode_groups(self, groups: Sequence[Sequence[str]]) -> Iterator[np.ndarray]:
+        """Each group's vectors, in the groups' order, as each is ready; a subclass embeds them elsewhere."""
+        return map(self.encode_batch, groups)
 
     def encode_query(self, question: str) -> np.ndarray:
         """One question's vector, from the model's modules called directly: for one short text,
@@ -92,6 +106,30 @@ class Embedder:
         with torch.inference_mode():
             vector = model(model.preprocess([question]))["sentence_embedding"].float().numpy()
         return _unit_rows(vector)[0]
+
+
+@contextmanager
+def indexing_embedder(settings: Settings) -> Iterator[Embedder]:
+    """The embedder that indexes: this process's, or one spread over ``QA_EMBED_WORKERS`` Ray workers."""
+    embedder = Embedder.from_settings(settings)
+    if not settings.embed_workers:
+        yield embedder
+        return
+    from .ray_embedding import ray_embedder  # Ray is imported only when asked for
+
+    with ray_embedder(settings, embedder) as spread:
+        yield spread
+
+
+def _gather(batches: Sequence[np.ndarray], found: Iterable[np.ndarray], dimension: int, *,
+            progress: bool = False) -> np.ndarray:
+    """The groups' vectors, as they come, put back in the order of the texts."""
+    from tqdm import tqdm  # sentence-transformers' own dependency and progress bar
+
+    vectors = np.zeros((sum(map(len, batches)), dimension), dtype=np.float32)
+    for batch, rows in zip(batches, tqdm(found, total=len(batches), desc="Batches", disable=not progress)):
+        vectors[batch] = rows
+    return vectors
 
 
 def _unit_rows(vectors: np.ndarray) -> np.ndarray:

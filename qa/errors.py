@@ -41,12 +41,20 @@ class IndexReadOnly(IndexWriteFailed):
     """The index directory cannot be written: a read-only file system or no permission."""
 
 
+class BackendUnavailable(QAError):
+    """The search backend's server cannot be reached, or did not answer in time."""
+
+
 class UnknownDocument(QAError):
     """A document id that the index does not hold."""
 
 
 class ReaderUnavailable(QAError):
     """The reader model cannot be loaded (missing weights or model directory)."""
+
+
+class EmbedWorkersUnavailable(QAError):
+    """The Ray workers that embed cannot be started: no Ray, no cluster at the address, no model there."""
 
 
 class CitationMismatch(RuntimeError):

@@ -14,7 +14,8 @@ from .embedding import Embedder
 from .loaders import Skipped, load_corpus
 from .sentences import sentence_spans
 from .settings import Settings
-from .store import IndexConfig, IndexedDocument, IndexedSentence, IndexWriter, Manifest, indexed_text
+from .store import IndexConfig, IndexedDocument, IndexedSentence, Manifest, indexed_text
+from .store.backends import IndexLocation, MilvusAddress, index_location
 
 
 @dataclass
@@ -37,6 +38,13 @@ class IndexReport:
 def index_config(settings: Settings, embedder: Embedder) -> IndexConfig:
     return IndexConfig(settings.model, embedder.dimension, settings.chunk_tokens, settings.chunk_overlap,
                        settings.sentence_vectors)
+
+
+def location(settings: Settings) -> IndexLocation:
+    """Where the configured backend keeps the index."""
+    token = settings.milvus_token.get_secret_value() if settings.milvus_token else None
+    return index_location(settings.backend, index_dir=settings.index_dir, milvus=MilvusAddress(
+        settings.milvus_uri, settings.milvus_collection, token, settings.milvus_timeout_s))
 
 
 def make_chunker(settings: Settings, embedder: Embedder) -> Chunker:
@@ -78,7 +86,7 @@ def write_documents(documents: Sequence[Document], settings: Settings, embedder:
     """Add or replace ``documents`` (and delete ``delete_ids``) in one atomic commit."""
     report = report or IndexReport()
     clock = _Clock(report.seconds)
-    with IndexWriter(settings.index_dir, index_config(settings, embedder), rebuild=rebuild) as writer:
+    with location(settings).writer(index_config(settings, embedder), rebuild=rebuild) as writer:
         known = writer.document_hashes()
         changed = [d for d in documents if known.get(d.id) != d.content_hash]
         report.added = sum(1 for d in changed if d.id not in known)

@@ -16,7 +16,7 @@ _IDS_FILE = "ids.npy"
 _TOKENS_FILE = "tokens.npz"
 
 
-def _stemmer():
+def english_stemmer():
     import Stemmer
 
     return Stemmer.Stemmer("english")
@@ -35,7 +35,7 @@ def _bm25s():
     return bm25s
 
 
-def _words(texts: Sequence[str], stemmer) -> list[list[str]]:
+def stemmed_words(texts: Sequence[str], stemmer) -> list[list[str]]:
     """The stemmed words BM25 counts, stop words left out; queries and items alike."""
     return _bm25s().tokenize(list(texts), stopwords="en", stemmer=stemmer, return_ids=False,
                           show_progress=False)
@@ -65,7 +65,7 @@ class TokenTable:
             int(item): row for row, item in enumerate(previous.ids) if int(item) not in fresh}
         vocab: dict[str, int] = {} if previous is None else {w: i for i, w in enumerate(previous.vocab)}
         new_rows = [k for k, item in enumerate(ids) if int(item) not in old_rows]
-        new_words = dict(zip(new_rows, _words([texts[k] for k in new_rows], _stemmer())))
+        new_words = dict(zip(new_rows, stemmed_words([texts[k] for k in new_rows], english_stemmer())))
         pieces = []
         for k, item in enumerate(ids):
             if k in new_words:
@@ -151,7 +151,7 @@ class LexicalIndex:
         self._bm25 = bm25
         self.ids = ids
         self.tokens = tokens  # kept only by a freshly built index, to be saved with it
-        self._stem = _stemmer()
+        self._stem = english_stemmer()
 
     @classmethod
     def build(cls, texts: Sequence[str], ids: Sequence[int], previous: TokenTable | None = None,
@@ -182,7 +182,7 @@ class LexicalIndex:
             self.tokens.save(directory)
 
     def tokenize_query(self, query: str) -> list[str]:
-        return _words([query], self._stem)[0]
+        return stemmed_words([query], self._stem)[0]
 
     def scores(self, query: str, mask: np.ndarray | None = None) -> np.ndarray:
         """BM25 score of every item (row order of ``ids``); masked rows score 0."""

@@ -20,12 +20,13 @@ from .dates import asks_for_recency
 from .documents import Document
 from .embedding import Embedder
 from .errors import CitationMismatch, InvalidInput, UnknownDocument
-from .indexing import IndexReport, index_config
+from .indexing import IndexReport, index_config, location
 from .reading import ExtractiveReader, Reader, SpanGuess
 from .retrieval import Filters, FusionConfig, Hit, Mode, Retriever
 from .settings import Settings
 from .sources import DocumentTexts, arrange, cite, with_passage_support, with_story_copies
-from .store import IndexReader, Manifest, committed_generation
+from .store import Manifest
+from .store.backends import ServedIndex
 
 NOT_FOUND = "The corpus does not seem to answer this question."
 
@@ -41,20 +42,21 @@ class Pipeline:
         self.settings = settings
         self.embedder = embedder or Embedder.from_settings(settings)
         self.reader = reader or ExtractiveReader.from_settings(settings)
-        self._index: IndexReader | None = None
+        self._location = location(settings)
+        self._index: ServedIndex | None = None
         self._lock = threading.Lock()
         self._model_slots = threading.BoundedSemaphore(settings.concurrent_reads)
 
     @property
-    def index(self) -> IndexReader:
+    def index(self) -> ServedIndex:
         """The committed index, reopened when a writer has committed a newer generation."""
         index = self._index
-        current = committed_generation(Path(self.settings.index_dir))
+        current = self._location.generation()
         if index is None or index.manifest.generation != current:
             with self._lock:
                 if self._index is None or self._index.manifest.generation != current:
                     expect = index_config(self.settings, self.embedder)
-                    self._index = IndexReader.open(Path(self.settings.index_dir), expect)
+                    self._index = self._location.open(expect)
                 index = self._index
         return index
 
@@ -65,7 +67,7 @@ class Pipeline:
         if self.settings.sentence_lexical_weight > 0:
             _ = self.index.sentence_lexical  # built when first used: now, not in a request
 
-    def retriever(self, index: IndexReader | None = None) -> Retriever:
+    def retriever(self, index: ServedIndex | None = None) -> Retriever:
         s = self.settings
         fusion = FusionConfig(s.fusion, s.dense_weight, s.sentence_weight, s.sentence_lexical_weight,
                               s.rrf_k, s.candidates)

@@ -23,6 +23,20 @@ class Settings(BaseSettings):
 
     # Where the index lives.
     index_dir: Path = Field(Path("index"), description="Directory of the index that is built and served.")
+    # One Milvus can serve several stateless API processes; the local index serves the processes of one machine.
+    backend: Literal["local", "milvus"] = Field("local", description=(
+        "Where documents, chunks and vectors are kept and searched: `local` (SQLite, FAISS and BM25 under "
+        "`QA_INDEX_DIR`) or `milvus` (`QA_MILVUS_URI`; needs the `milvus` extra)."))
+    milvus_uri: str = Field("index/milvus.db", description=(
+        "The Milvus of `QA_BACKEND=milvus`: a Milvus Lite path such as `index/milvus.db` (one process at a "
+        "time), or `http://HOST:19530` for a Milvus server or cluster."))
+    milvus_collection: str = Field("qa", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,200}$", description=(
+        "Prefix of the Milvus collections of this index (`qa_chunks`, `qa_documents`, ...): several indexes "
+        "can share one Milvus."))
+    milvus_token: SecretStr | None = Field(None, description=(
+        "Token of the Milvus server (`user:password` or an API key); never printed."))
+    milvus_timeout_s: float = Field(10.0, gt=0, description=(
+        "Seconds to wait for Milvus to connect or to answer one call before failing with a 503."))
 
     # Embedding.
     model: str = Field(DEFAULT_MODEL, description=(
@@ -35,6 +49,14 @@ class Settings(BaseSettings):
         "Embed every sentence as well as every chunk. `false` indexes in about half the time for "
         "lower recall; the index records the choice, and opening it with the other one asks for "
         "`qa index --rebuild`."))
+
+    # Indexing on Ray (qa/ray_embedding.py); questions are always embedded in process.
+    embed_workers: int = Field(0, ge=0, description=(
+        "Ray workers that embed while indexing, each with its own copy of the model (`QA_TORCH_THREADS` "
+        "CPUs each, or 1); 0 embeds in this process. Needs the `ray` extra."))
+    ray_address: str | None = Field(None, description=(
+        "The Ray cluster of `QA_EMBED_WORKERS`: `ray://HOST:10001`, `HOST:6379` or `auto`; unset starts "
+        "a Ray on this machine for the run, with room for every worker."))
 
     # Chunking, in the embedding model's own tokens.
     chunk_tokens: int = Field(200, ge=16, description="Chunk length, in the embedding model's tokens.")
@@ -62,7 +84,7 @@ class Settings(BaseSettings):
     rrf_k: int = Field(60, ge=1, description="The constant k of reciprocal rank fusion.")
 
     # Reading.
-    reader: str = Field("previous", description=(
+    reader: str = Field("fast", description=(
         "Which shipped reader reads: the name of a folder under `qa/weights` (adapter, "
         "calibration and training report, hash-checked when loaded)."))
     reader_model: str | None = Field(None, description=(
@@ -117,4 +139,10 @@ class Settings(BaseSettings):
         if self.dense_weight + self.sentence_weight + self.sentence_lexical_weight > 1:
             raise ValueError("dense_weight + sentence_weight + sentence_lexical_weight must be at most 1 "
                              "(chunk BM25 gets the rest)")
+        return self
+
+    @model_validator(mode="after")
+    def _milvus_has_no_sentence_bm25(self) -> Settings:
+        if self.backend == "milvus" and self.sentence_lexical_weight > 0:
+            raise ValueError("the milvus backend has no sentence BM25 signal: set sentence_lexical_weight to 0")
         return self

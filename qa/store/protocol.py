@@ -4,7 +4,8 @@ A backend stores documents (``DocumentWriter``) and, for a question, returns the
 signal ranks among its best, each with every asked signal's score (``SearchBackend``). Fusing
 those scores, reading and citing stay in the pipeline, the same whatever the backend, so that
 answers can be compared backend to backend. The local backend (``IndexReader`` and
-``IndexWriter``: SQLite, FAISS and BM25 in one folder) is today's only one.
+``IndexWriter``: SQLite, FAISS and BM25 in one folder) is the default; ``qa.store.milvus`` keeps
+everything in Milvus.
 """
 
 from __future__ import annotations

@@ -1,0 +1,71 @@
+"""The Milvus client of one index: every call bounded by a timeout, an unreachable server a BackendUnavailable."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+from pymilvus import MilvusClient
+from pymilvus.exceptions import ConnectionConfigException, MilvusException
+
+from ...errors import BackendUnavailable
+from ..backends import MilvusAddress
+
+# pymilvus's code for a channel that never became ready (refused, unresolvable, silent).
+_CONNECT_FAILED = 2
+_UNREACHABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+
+
+class Milvus:
+    """``MilvusClient``'s methods, each called with the address's timeout; a server that cannot be
+    reached or does not answer in time raises BackendUnavailable instead of hanging or leaking
+    a gRPC error."""
+
+    def __init__(self, address: MilvusAddress):
+        self.address = address
+        with self.reported():
+            if address.is_lite_path:  # Milvus Lite keeps its data in a folder of that name
+                Path(address.uri).parent.mkdir(parents=True, exist_ok=True)
+            self._client = MilvusClient(uri=address.uri, token=address.token or "", timeout=address.timeout_s)
+
+    def __getattr__(self, name: str):
+        method = getattr(self._client, name)
+
+        @functools.wraps(method)
+        def bounded(*args, **kwargs):
+            with self.reported():
+                return method(*args, timeout=self.address.timeout_s, **kwargs)
+        return bounded
+
+    def rows(self, collection: str, where: str, fields: list[str], batch: int = 1000) -> Iterator[dict]:
+        """Every row matching ``where``, however many (one query is capped by the server)."""
+        with self.reported():
+            pages = self._client.query_iterator(collection, batch_size=batch, filter=where, output_fields=fields,
+                                                timeout=self.address.timeout_s)
+            try:
+                while page := pages.next():
+                    yield from page
+            finally:
+                pages.close()
+
+    @contextlib.contextmanager
+    def reported(self) -> Iterator[None]:
+        try:
+            yield
+        except grpc.RpcError as exc:
+            if exc.code() not in _UNREACHABLE:
+                raise
+            raise self._unavailable(exc.details()) from exc
+        except MilvusException as exc:
+            # A timeout that pymilvus retried until the deadline comes back with gRPC's code.
+            if not (isinstance(exc, ConnectionConfigException) or exc.code == _CONNECT_FAILED
+                    or exc.code in _UNREACHABLE):
+                raise
+            raise self._unavailable(exc.message) from exc
+
+    def _unavailable(self, reason: str) -> BackendUnavailable:
+        return BackendUnavailable(f"Milvus at {self.address.uri} is unavailable "
+                                  f"(no answer within {self.address.timeout_s:g} s or refused): {reason}")
