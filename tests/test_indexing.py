@@ -144,8 +144,8 @@ def test_a_commit_tokenizes_only_what_it_writes(tmp_path, settings, embedder, mo
     (corpus / "c.txt").unlink()
     _write_corpus(corpus, {"d.txt": "Delta grain trucks crossed into Kyiv."})
     tokenized: list[str] = []
-    words = lexical._words
-    monkeypatch.setattr(lexical, "_words", lambda texts, stemmer: tokenized.extend(texts) or words(texts, stemmer))
+    words = lexical.stemmed_words
+    monkeypatch.setattr(lexical, "stemmed_words", lambda texts, stemmer: tokenized.extend(texts) or words(texts, stemmer))
     index_corpus(corpus, settings, embedder)
     assert tokenized and all("Delta" in text for text in tokenized)
 

@@ -23,13 +23,13 @@ def _scores(index: LexicalIndex) -> list[np.ndarray]:
 def tokenized(monkeypatch):
     """Every text handed to the tokenizer, in order."""
     seen: list[str] = []
-    words = lexical._words
+    words = lexical.stemmed_words
 
     def counting(texts, stemmer):
         seen.extend(texts)
         return words(texts, stemmer)
 
-    monkeypatch.setattr(lexical, "_words", counting)
+    monkeypatch.setattr(lexical, "stemmed_words", counting)
     return seen
 
 
