@@ -25,38 +25,30 @@ class Settings(BaseSettings):
     index_dir: Path = Field(Path("index"), description="Directory of the index that is built and served.")
     # One Milvus can serve several stateless API processes; the local index serves the processes of one machine.
     backend: Literal["local", "milvus"] = Field("local", description=(
-        "Where documents, chunks and vectors are kept and searched: `local` (SQLite, FAISS and BM25 under "
-        "`QA_INDEX_DIR`) or `milvus` (`QA_MILVUS_URI`; needs the `milvus` extra)."))
+        "Where the index lives: `local` (`QA_INDEX_DIR`) or `milvus` (`QA_MILVUS_URI`, the `milvus` extra)."))
     milvus_uri: str = Field("index/milvus.db", description=(
-        "The Milvus of `QA_BACKEND=milvus`: a Milvus Lite path such as `index/milvus.db` (one process at a "
-        "time), or `http://HOST:19530` for a Milvus server or cluster."))
+        "A Milvus Lite file (one process at a time) or `http://HOST:19530` (a server or cluster)."))
     milvus_collection: str = Field("qa", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,200}$", description=(
-        "Prefix of the Milvus collections of this index (`qa_chunks`, `qa_documents`, ...): several indexes "
-        "can share one Milvus."))
+        "Prefix of this index's Milvus collections; several indexes can share one Milvus."))
     milvus_token: SecretStr | None = Field(None, description=(
-        "Token of the Milvus server (`user:password` or an API key); never printed."))
+        "Milvus token (`user:password` or an API key); never printed."))
     milvus_timeout_s: float = Field(10.0, gt=0, description=(
-        "Seconds to wait for Milvus to connect or to answer one call before failing with a 503."))
+        "Seconds Milvus may take to connect or answer a call before a 503."))
 
     # Embedding.
     model: str = Field(DEFAULT_MODEL, description=(
-        "Embedding model: a local path, or a name sentence-transformers can load offline. "
-        "Changing it needs `qa index --rebuild`."))
+        "Embedding model (a path, or a name loadable offline); a change needs `qa index --rebuild`."))
     embed_batch_size: int = Field(32, ge=1, description="Texts embedded per batch while indexing.")
     # Sentence vectors are the strongest retrieval signal (docs/decisions.md); they double the
     # embedding work of an index.
     sentence_vectors: bool = Field(True, description=(
-        "Embed every sentence as well as every chunk. `false` indexes in about half the time for "
-        "lower recall; the index records the choice, and opening it with the other one asks for "
-        "`qa index --rebuild`."))
+        "Embed every sentence as well as every chunk; `false` indexes in half the time, with lower recall."))
 
     # Indexing on Ray (qa/ray_embedding.py); questions are always embedded in process.
     embed_workers: int = Field(0, ge=0, description=(
-        "Ray workers that embed while indexing, each with its own copy of the model (`QA_TORCH_THREADS` "
-        "CPUs each, or 1); 0 embeds in this process. Needs the `ray` extra."))
+        "Ray workers that embed while indexing (the `ray` extra); 0 embeds in this process."))
     ray_address: str | None = Field(None, description=(
-        "The Ray cluster of `QA_EMBED_WORKERS`: `ray://HOST:10001`, `HOST:6379` or `auto`; unset starts "
-        "a Ray on this machine for the run, with room for every worker."))
+        "Ray cluster of those workers (`ray://HOST:10001`, `HOST:6379`, `auto`); unset starts one here."))
 
     # Chunking, in the embedding model's own tokens.
     chunk_tokens: int = Field(200, ge=16, description="Chunk length, in the embedding model's tokens.")
@@ -69,56 +61,49 @@ class Settings(BaseSettings):
     top_k: int = Field(5, ge=1, le=100, description="Passages returned with an answer.")
     candidates: int = Field(50, ge=1, le=1000, description="Candidates each retrieval signal passes to the fusion.")
     fusion: Literal["rrf", "convex"] = Field("convex", description=(
-        "How the signals are fused: a convex combination of min-max-normalised scores, or "
-        "reciprocal rank fusion."))
+        "Fusion of the signals: convex combination of min-max-normalised scores, or reciprocal rank."))
     # The weights were chosen on SQuAD train articles only (docs/decisions.md).
     dense_weight: float = Field(0.2, ge=0.0, le=1.0, description=(
-        "Convex-fusion weight of the chunk vectors; the chunks' BM25 gets what the three weights leave."))
+        "Convex weight of the chunk vectors; chunk BM25 gets what the three weights leave."))
     sentence_weight: float = Field(0.4, ge=0.0, le=1.0, description=(
-        "Convex-fusion weight of a chunk's best sentence vector."))
+        "Convex weight of a chunk's best sentence vector."))
     # Off because it only helps questions that echo their answer sentence, as SQuAD's do
     # (docs/decisions.md); at 0 it is left out of RRF too.
     sentence_lexical_weight: float = Field(0.0, ge=0.0, le=1.0, description=(
-        "Convex-fusion weight of a chunk's best sentence BM25 score; above 0 that BM25 is built "
-        "in memory when the index opens, and RRF uses it too."))
+        "Convex weight of a chunk's best sentence BM25 score (built in memory when above 0)."))
     rrf_k: int = Field(60, ge=1, description="The constant k of reciprocal rank fusion.")
 
     # Reading.
     reader: str = Field("fast", description=(
-        "Which shipped reader reads: the name of a folder under `qa/weights` (adapter, "
-        "calibration and training report, hash-checked when loaded)."))
+        "Shipped reader: `fast`, `accurate` or `previous` (a folder under `qa/weights`)."))
     reader_model: str | None = Field(None, description=(
-        "A local Hugging Face extractive-QA model directory to read with instead of a shipped reader."))
+        "A local Hugging Face extractive-QA model directory to read with instead."))
     reader_passages: int = Field(3, ge=1, le=20, description="Passages the reader reads at most.")
     # Reading one passage is most of an answer's time, and a confident answer in the best
     # passage is more often right than a rival from a lower-ranked one (docs/decisions.md).
     reader_early_stop: bool = Field(True, description=(
-        "Read the best passage alone first and stop when its answer clears `QA_ABSTAIN_BELOW`; "
-        "`false` always reads `QA_READER_PASSAGES`."))
+        "Stop after the best passage when its answer clears `QA_ABSTAIN_BELOW`."))
     # Retrieval often ranks a neighbouring paragraph first; the reader knows which one answers.
     reader_rerank: bool = Field(True, description=(
-        "Order the passages the reader read by retrieval score plus its best confidence in each. "
-        "Answers do not change, only the passages' order."))
+        "Order the passages read by retrieval score plus the reader's confidence (answers unchanged)."))
     reader_int8: bool = Field(False, description=(
-        "int8 weights for the reader's linear layers: faster, but less accurate (docs/decisions.md)."))
+        "int8 weights for the reader's linear layers (docs/decisions.md)."))
     alternatives: int = Field(3, ge=0, le=20, description="Other answers returned beside the best one.")
     # Confidence is a calibrated P(right), so 0.5 means abstaining below even odds.
     abstain_below: float = Field(0.5, ge=0.0, le=1.0, description=(
-        "Abstain when the best answer's confidence (its calibrated probability of being right) is below this."))
+        "Abstain below this confidence (the calibrated probability of being right)."))
     # A share of the score range, so that it means the same under either fusion.
     recency_weight: float = Field(0.3, ge=0.0, le=1.0, description=(
-        "For questions about the latest state (\"latest\", \"so far\", \"as of\"), the share of the retrieval "
-        "score range the newest document gains over the oldest candidate."))
+        "Share of the score range the newest candidate gains over the oldest, for \"latest\" questions."))
     prefer_recent: bool = Field(False, description=(
-        "Prefer newer documents for every question, not only for those asking for the latest."))
+        "Prefer newer documents for every question."))
     torch_threads: int = Field(0, ge=0, description="Threads torch uses; 0 leaves torch's default.")
     precision: Precision = Field("auto", description=(
-        "Float type of both models; `auto` is bfloat16 on CPUs with native bfloat16 instructions "
-        "(AVX-512 BF16 or AMX) and float32 elsewhere."))
+        "Float type of both models; `auto` is bfloat16 where the CPU has AVX-512 BF16 or AMX."))
     # Torch already spreads one question over the cores, so more at once only adds memory
     # (activations) and contention.
     concurrent_reads: int = Field(2, ge=1, le=64, description=(
-        "Questions encoded and read at once; more wait their turn."))
+        "Questions read at once; more wait."))
 
     # Limits on requests (used by the CLI and the API alike).
     max_question_chars: int = Field(500, ge=1, description="Longest question accepted.")
@@ -127,12 +112,12 @@ class Settings(BaseSettings):
 
     # The HTTP service.
     api_key: SecretStr | None = Field(None, description=(
-        "When set, writes need it in the `X-API-Key` header. Never printed."))
+        "When set, writes need it in `X-API-Key`; never printed."))
     log_level: Literal["critical", "error", "warning", "info", "debug", "trace"] = Field(
         "warning", description="Log level of `qa serve`.")
     read_only: bool = Field(False, description="Refuse every write to the index over HTTP.")
     cors_origins: list[str] = Field([], description=(
-        "Origins allowed by CORS, as a JSON list (`[\"https://example.org\"]`); empty keeps CORS closed."))
+        "CORS origins, a JSON list; empty keeps CORS closed."))
 
     @model_validator(mode="after")
     def _fusion_weights_leave_room_for_bm25(self) -> Settings:

@@ -87,6 +87,20 @@ class Manifest:
         return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
 
 
+class CommittedIndex:
+    """What any backend answers from the manifest of the generation it serves, without a query."""
+
+    manifest: Manifest
+
+    @property
+    def chunk_count(self) -> int:
+        return self.manifest.chunks
+
+    @property
+    def with_sentences(self) -> bool:
+        return self.manifest.sentence_vectors
+
+
 @dataclass(frozen=True)
 class IndexConfig:
     """What an index is built with; opening it with anything else is a mismatch."""

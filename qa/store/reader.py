@@ -14,7 +14,7 @@ from ..documents import Document, parse_date
 from ..errors import IndexBusy, IndexCorrupt, IndexMissing, UnknownDocument
 from ..lexical import LexicalIndex, TokenTable
 from . import local_search
-from .generations import IndexConfig, Manifest, check_compatible, committed_generation, generation_dir
+from .generations import CommittedIndex, IndexConfig, Manifest, check_compatible, committed_generation, generation_dir
 from .protocol import Candidates, Filters, Signal, StoredChunk
 from .vectors import VectorIndex
 
@@ -22,7 +22,7 @@ from .vectors import VectorIndex
 _HEADER_COLUMNS = "id, title, source, url, published"
 
 
-class IndexReader:
+class IndexReader(CommittedIndex):
     """A read-only view of one committed generation, safe to share between threads.
 
     The local ``SearchBackend``: its ``candidates`` are gathered by ``local_search``.
@@ -56,14 +56,6 @@ class IndexReader:
         self._sentence_lexical_lock = threading.Lock()
         self.dense.start_approximate()
         self.sentences.start_approximate()
-
-    @property
-    def chunk_count(self) -> int:
-        return self.manifest.chunks
-
-    @property
-    def with_sentences(self) -> bool:
-        return self.manifest.sentence_vectors
 
     def candidates(self, question: str, query: np.ndarray | None, n: int, filters: Filters,
                    signals: Sequence[Signal]) -> Candidates:
