@@ -21,8 +21,9 @@ from pathlib import Path
 import numpy as np
 
 # Below this many vectors an exhaustive scan is cheap enough and exact; `qa bench scale`
-# measures both sides of it.
-APPROXIMATE_FROM = 50_000
+# measures both sides of it. Lower, the IVF's misses cost retrieval quality on SciFact-sized
+# corpora for a few milliseconds saved (docs/decisions.md, "Exact search below 200,000 vectors").
+APPROXIMATE_FROM = 200_000
 _ADD_BATCH = 65_536  # vectors decoded to float32 at a time while the approximate index is filled
 
 
@@ -139,8 +140,9 @@ class VectorIndex:
     def build_approximate(self) -> None:
         """An IVF index over the same float16 codes: what it finds scores as in the exhaustive search.
 
-        About sqrt(N) lists from spherical k-means on a sample, a tenth of them visited per
-        question: recall@20 against the exhaustive search is checked in tests/test_vectors.py.
+        About sqrt(N) lists from spherical k-means on a sample, a third of them visited per
+        question (a tenth missed a tenth of the sentence signal's 200 nearest): recall@20 against
+        the exhaustive search is checked in tests/test_vectors.py.
         """
         faiss = _faiss()
         size, dimension = self.size, self.dimension
@@ -158,5 +160,5 @@ class VectorIndex:
         for start in range(0, size, _ADD_BATCH):
             stop = min(start + _ADD_BATCH, size)
             ivf.add_with_ids(storage.reconstruct_n(start, stop - start), ids[start:stop])
-        ivf.nprobe = max(8, lists // 10)
+        ivf.nprobe = max(8, lists // 3)
         self._approximate = ivf
