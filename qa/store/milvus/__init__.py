@@ -4,7 +4,8 @@ their vectors and BM25, and the manifest, so that any number of stateless proces
 - ``connection``: the client, its timeouts and errors,
 - ``collections``: the collections and their schemas,
 - ``expressions``: filters as Milvus boolean expressions,
-- ``manifests``: the committed manifest,
+- ``manifests``: the committed manifest, and which rows its generation sees,
+- ``lease``: the one writer's lease,
 - ``backend`` and ``search``: the SearchBackend,
 - ``writer``: the DocumentWriter.
 
@@ -22,7 +23,7 @@ from ..generations import IndexConfig, check_compatible
 from .backend import MilvusBackend
 from .collections import Collections
 from .connection import Milvus
-from .manifests import read_manifest
+from .manifests import read_commit
 from .writer import MilvusWriter
 
 __all__ = ["MilvusBackend", "MilvusIndex", "MilvusWriter"]
@@ -36,6 +37,7 @@ class MilvusIndex:
         self.names = Collections.of(address.collection)
         self._milvus: Milvus | None = None
         self._lock = threading.Lock()
+        self._served: MilvusBackend | None = None  # the last one opened
 
     @property
     def milvus(self) -> Milvus:
@@ -47,17 +49,24 @@ class MilvusIndex:
             return self._milvus
 
     def generation(self) -> int | None:
-        manifest = read_manifest(self.milvus, self.names)
-        return manifest.generation if manifest else None
+        """The committed generation (readers poll it); once that generation's dead rows are
+        deleted, the backend serving it stops filtering them out."""
+        commit = read_commit(self.milvus, self.names)
+        served = self._served
+        if (commit is not None and served is not None and served.commit.garbage and not commit.garbage
+                and served.commit.generation == commit.generation):
+            served.see(commit)
+        return commit.generation if commit else None
 
     def open(self, expect: IndexConfig | None = None) -> MilvusBackend:
-        manifest = read_manifest(self.milvus, self.names)
-        if manifest is None:
+        commit = read_commit(self.milvus, self.names)
+        if commit is None:
             raise IndexMissing(f"no index in the Milvus at {self.address.uri} (collections {self.names.prefix}_*); "
                                "build one with `qa index CORPUS`")
         if expect is not None:
-            check_compatible(manifest, expect)
-        return MilvusBackend(self.milvus, self.names, manifest)
+            check_compatible(commit.manifest, expect)
+        self._served = MilvusBackend(self.milvus, self.names, commit)
+        return self._served
 
     def writer(self, config: IndexConfig, *, rebuild: bool = False) -> MilvusWriter:
         return MilvusWriter(self.milvus, self.names, config, rebuild=rebuild)

@@ -1,4 +1,9 @@
-"""The read side of an index in Milvus: the pipeline's SearchBackend, and the stored text it cites."""
+"""The read side of an index in Milvus: the pipeline's SearchBackend, and the stored text it cites.
+
+A backend serves one committed generation: every query and search it makes is limited to the rows
+that generation sees (``Commit.visible``), so rows a writer has written and not yet committed, rows
+a killed writer left behind, and rows a commit superseded and has not yet deleted never reach it.
+"""
 
 from __future__ import annotations
 
@@ -9,35 +14,39 @@ import numpy as np
 
 from ...documents import Document
 from ...errors import UnknownDocument
-from ..generations import Manifest
+from ..generations import CommittedIndex
 from ..protocol import Candidates, Filters, Signal, StoredChunk
 from . import search
 from .collections import Collections
 from .connection import Milvus
 from .expressions import day_of, is_in, matching
+from .manifests import Commit, and_
 
 _HEADER_FIELDS = ["doc_id", "title", "source", "url", "day", "metadata"]
 _CHUNK_FIELDS = ["id", "doc_id", "start", "end", "text"]
 
 
-class MilvusBackend:
-    """One committed generation of an index in Milvus, as ``Manifest`` describes it.
+class MilvusBackend(CommittedIndex):
+    """One committed generation of an index in Milvus, as its ``Commit`` describes it.
 
     Holds no state of its own but the manifest: any number of processes can serve one Milvus.
     """
 
-    def __init__(self, milvus: Milvus, names: Collections, manifest: Manifest):
+    def __init__(self, milvus: Milvus, names: Collections, commit: Commit):
         self.milvus = milvus
         self.names = names
-        self.manifest = manifest
+        self.commit = commit
+        self.manifest = commit.manifest
+        self.visible = commit.visible()
 
-    @property
-    def chunk_count(self) -> int:
-        return self.manifest.chunks
+    def see(self, commit: Commit) -> None:
+        """Serve ``commit``, the same generation with its dead rows deleted: a shorter filter."""
+        if commit.generation == self.commit.generation and not commit.garbage:
+            self.commit, self.visible = commit, commit.visible()
 
-    @property
-    def with_sentences(self) -> bool:
-        return self.manifest.sentence_vectors
+    def where(self, *clauses: str) -> str:
+        """The rows of this generation that match every clause."""
+        return and_(self.visible, *clauses)
 
     def candidates(self, question: str, query: np.ndarray | None, n: int, filters: Filters,
                    signals: Sequence[Signal]) -> Candidates:
@@ -46,8 +55,8 @@ class MilvusBackend:
     def chunks(self, chunk_ids: Sequence[int]) -> list[StoredChunk]:
         if not chunk_ids:
             return []
-        rows = self.milvus.query(self.names.chunks, filter=is_in("id", chunk_ids), output_fields=_CHUNK_FIELDS,
-                                 limit=len(chunk_ids))
+        rows = self.milvus.query(self.names.chunks, filter=self.where(is_in("id", chunk_ids)),
+                                 output_fields=_CHUNK_FIELDS, limit=len(chunk_ids))
         by_id = {row["id"]: StoredChunk(*(row[f] for f in _CHUNK_FIELDS)) for row in rows}
         return [by_id[int(i)] for i in chunk_ids if int(i) in by_id]
 
@@ -61,7 +70,7 @@ class MilvusBackend:
         """The documents by id; ``with_text=False`` leaves their text empty (metadata only)."""
         if not doc_ids:
             return {}
-        rows = self.milvus.query(self.names.documents, filter=is_in("doc_id", doc_ids),
+        rows = self.milvus.query(self.names.documents, filter=self.where(is_in("doc_id", doc_ids)),
                                  output_fields=[*_HEADER_FIELDS, "parts"], limit=len(doc_ids))
         texts = self._texts(rows) if with_text else {}
         return {row["doc_id"]: Document(
@@ -72,7 +81,8 @@ class MilvusBackend:
         parts = sum(row["parts"] for row in documents)
         if not parts:
             return {}
-        rows = self.milvus.query(self.names.texts, filter=is_in("doc_id", [row["doc_id"] for row in documents]),
+        doc_ids = [row["doc_id"] for row in documents]
+        rows = self.milvus.query(self.names.texts, filter=self.where(is_in("doc_id", doc_ids)),
                                  output_fields=["doc_id", "part", "text"], limit=parts)
         texts: dict[str, list[str]] = {}
         for row in sorted(rows, key=lambda r: r["part"]):
@@ -82,7 +92,8 @@ class MilvusBackend:
     def story_copies(self, story_ids: Sequence[str]) -> dict[str, list[str]]:
         copies: dict[str, list[str]] = {}
         if story_ids:
-            for row in self.milvus.rows(self.names.documents, is_in("story", story_ids), ["doc_id", "story"]):
+            for row in self.milvus.rows(self.names.documents, self.where(is_in("story", story_ids)),
+                                        ["doc_id", "story"]):
                 copies.setdefault(row["story"], []).append(row["doc_id"])
         return {story: sorted(doc_ids) for story, doc_ids in copies.items()}
 
@@ -90,14 +101,15 @@ class MilvusBackend:
                        since: str | None = None, until: str | None = None) -> tuple[int, list[dict]]:
         """Newest first, then by id, as the local backend lists them. Milvus does not sort a
         query: the day and id of every matching document come back, to sort them here."""
-        where = matching(Filters(sources=tuple(sources), since=date.fromisoformat(since) if since else None,
-                                 until=date.fromisoformat(until) if until else None))
+        where = self.where(matching(Filters(
+            sources=tuple(sources), since=date.fromisoformat(since) if since else None,
+            until=date.fromisoformat(until) if until else None)))
         keys = sorted(((-row["day"], row["doc_id"]) for row in
                        self.milvus.rows(self.names.documents, where, ["doc_id", "day"])))
         page = [doc_id for _, doc_id in keys[offset:offset + limit]]
         rows = {row["doc_id"]: row for row in self.milvus.query(
-            self.names.documents, filter=is_in("doc_id", page), output_fields=[*_HEADER_FIELDS, "characters"],
-            limit=len(page))} if page else {}
+            self.names.documents, filter=self.where(is_in("doc_id", page)),
+            output_fields=[*_HEADER_FIELDS, "characters"], limit=len(page))} if page else {}
         listed = [{"id": doc_id, "title": rows[doc_id]["title"], "source": rows[doc_id]["source"],
                    "url": rows[doc_id]["url"], "published": _iso(day_of(rows[doc_id]["day"])),
                    "characters": rows[doc_id]["characters"]} for doc_id in page if doc_id in rows]
@@ -105,7 +117,7 @@ class MilvusBackend:
 
     def document_hashes(self) -> dict[str, str]:
         return {row["doc_id"]: row["content_hash"]
-                for row in self.milvus.rows(self.names.documents, "", ["doc_id", "content_hash"])}
+                for row in self.milvus.rows(self.names.documents, self.visible, ["doc_id", "content_hash"])}
 
 
 def _iso(day: date | None) -> str | None:

@@ -2,7 +2,9 @@
 
 Milvus has no joins, so each chunk and sentence carries its document's ``doc_id``, ``source``
 and ``day``: a question's filters apply in the engine, in the search itself. Document text is
-kept in parts, a VARCHAR holding at most 65,535 bytes.
+kept in parts, a VARCHAR holding at most 65,535 bytes. Every row but the manifest's carries the
+``generation`` that wrote it (see ``manifests.Commit``): a document's rows of two generations
+coexist until the older ones are deleted, so Milvus allocates every row's key.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ _ID = 2_048  # a document id has at most 512 characters
 # of their own, so they carry this one, always zero.
 NO_VECTOR = "no_vector"
 NO_VECTOR_VALUE = [0.0, 0.0]
+GENERATION = "generation"
 
 
 def bm25_texts(texts: Sequence[str]) -> list[str]:
@@ -82,9 +85,20 @@ class Collections:
             if milvus.has_collection(name):
                 milvus.load_collection(name)
 
-    def drop(self, milvus: Milvus) -> None:
-        for name in self.all():
-            milvus.drop_collection(name)
+    def data(self) -> tuple[str, ...]:
+        """The collections whose rows carry a generation, in the order readers follow them."""
+        return self.documents, self.texts, self.chunks, self.sentences
+
+    def create_manifest(self, milvus: Milvus) -> None:
+        if not milvus.has_collection(self.manifest):
+            milvus.create_collection(self.manifest, schema=_manifest_schema(0), index_params=_no_vector_index(),
+                                     consistency_level="Strong")
+
+    def drop_data(self, milvus: Milvus) -> None:
+        """Drop every collection but the manifest's (which holds the writer's lease)."""
+        for name in self.data():
+            if milvus.has_collection(name):
+                milvus.drop_collection(name)
 
 
 def _schema(*, auto_id: bool):
@@ -96,6 +110,7 @@ def _with_document_fields(schema):
     schema.add_field("doc_id", DataType.VARCHAR, max_length=_ID)
     schema.add_field("source", DataType.VARCHAR, max_length=_LONG)
     schema.add_field("day", DataType.INT64)
+    schema.add_field(GENERATION, DataType.INT64)
     return schema
 
 
@@ -112,10 +127,8 @@ def _manifest_schema(dimension: int):
 
 
 def _document_schema(dimension: int):
-    schema = _schema(auto_id=False)
-    schema.add_field("doc_id", DataType.VARCHAR, is_primary=True, max_length=_ID)
-    schema.add_field("source", DataType.VARCHAR, max_length=_LONG)
-    schema.add_field("day", DataType.INT64)
+    schema = _with_document_fields(_schema(auto_id=True))
+    schema.add_field("id", DataType.INT64, is_primary=True)
     for name in ("title", "url"):
         schema.add_field(name, DataType.VARCHAR, max_length=_LONG)
     schema.add_field("metadata", DataType.JSON)
@@ -131,6 +144,7 @@ def _text_schema(dimension: int):
     schema = _schema(auto_id=True)
     schema.add_field("id", DataType.INT64, is_primary=True)
     schema.add_field("doc_id", DataType.VARCHAR, max_length=_ID)
+    schema.add_field(GENERATION, DataType.INT64)
     schema.add_field("part", DataType.INT64)
     schema.add_field("text", DataType.VARCHAR, max_length=_LONG)
     return _without_vector(schema)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,9 +15,20 @@ from pymilvus.exceptions import ConnectionConfigException, MilvusException
 from ...errors import BackendUnavailable
 from ..backends import MilvusAddress
 
+# pymilvus prints its records itself, on handlers of its own. Its errors are the failed calls that
+# `reported` turns into BackendUnavailable, each with a traceback, and its one warning here is
+# that Milvus Lite gives no MVCC timestamp: only critical records go on, to the application's handlers.
+for _name in ("pymilvus", "pymilvus.milvus_client", "pymilvus.bulk_writer"):
+    _logger = logging.getLogger(_name)
+    _logger.handlers.clear()
+    _logger.propagate = True
+    _logger.setLevel(logging.CRITICAL if _name == "pymilvus" else logging.NOTSET)
+
 # pymilvus's code for a channel that never became ready (refused, unresolvable, silent).
 _CONNECT_FAILED = 2
 _UNREACHABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+# Milvus's code for a collection held released: a restarted server holds every collection so.
+_NOT_LOADED = 101
 
 
 class Milvus:
@@ -37,14 +49,26 @@ class Milvus:
         @functools.wraps(method)
         def bounded(*args, **kwargs):
             with self.reported():
-                return method(*args, timeout=self.address.timeout_s, **kwargs)
+                return self._loaded(args[0] if args else kwargs.get("collection_name"),
+                                    functools.partial(method, *args, timeout=self.address.timeout_s, **kwargs))
         return bounded
+
+    def _loaded(self, collection: str | None, call):
+        """``call()``; when Milvus restarted since this client loaded ``collection``, loaded again first."""
+        try:
+            return call()
+        except MilvusException as exc:
+            if exc.code != _NOT_LOADED or not isinstance(collection, str):
+                raise
+        self._client.load_collection(collection, timeout=self.address.timeout_s)
+        return call()
 
     def rows(self, collection: str, where: str, fields: list[str], batch: int = 1000) -> Iterator[dict]:
         """Every row matching ``where``, however many (one query is capped by the server)."""
         with self.reported():
-            pages = self._client.query_iterator(collection, batch_size=batch, filter=where, output_fields=fields,
-                                                timeout=self.address.timeout_s)
+            pages = self._loaded(collection, functools.partial(
+                self._client.query_iterator, collection, batch_size=batch, filter=where, output_fields=fields,
+                timeout=self.address.timeout_s))
             try:
                 while page := pages.next():
                     yield from page

@@ -1,5 +1,5 @@
 """Candidates from Milvus: its exact inner-product searches for the vector signals, its BM25 for
-the lexical one, the question's filters applied in each search."""
+the lexical one, the question's filters and the generation's visible rows applied in each search."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def candidates(backend: MilvusBackend, question: str, query: np.ndarray | None, 
         raise ValueError("the vector signals need the question's vector")
     if n <= 0:
         return Candidates.none(signals)
-    where = matching(filters)
+    where = backend.where(matching(filters))
     dense_top = _vector_top(backend, backend.names.chunks, query, n, where, "id") if "dense" in signals else {}
     lexical_top = _lexical_top(backend, question, n, where) if "lexical" in signals else {}
     # Several sentences of one chunk may rank high: look deeper to reach ``n`` chunks.
@@ -44,7 +44,8 @@ def candidates(backend: MilvusBackend, question: str, query: np.ndarray | None, 
         scores["sentence"] = np.array([sentence_top.get(i, last) for i in chunk_ids], dtype=np.float64)
     if "lexical" in signals:
         missing = [i for i in chunk_ids if i not in lexical_top]
-        lexical = lexical_top | (_lexical_top(backend, question, len(missing), is_in("id", missing)) if missing else {})
+        lexical = lexical_top | (_lexical_top(backend, question, len(missing),
+                                                              backend.where(is_in("id", missing))) if missing else {})
         scores["lexical"] = np.array([lexical.get(i, 0.0) for i in chunk_ids], dtype=np.float64)
     return Candidates(chunk_ids, scores)
 
@@ -79,5 +80,6 @@ def _inner_products(backend: MilvusBackend, query: np.ndarray, chunk_ids: list[i
     """query · vector of chunks that the dense search did not return."""
     if not chunk_ids:
         return {}
-    rows = backend.milvus.get(backend.names.chunks, ids=chunk_ids, output_fields=["vector"])
+    rows = backend.milvus.query(backend.names.chunks, filter=backend.where(is_in("id", chunk_ids)),
+                                output_fields=["id", "vector"], limit=len(chunk_ids))
     return {int(row["id"]): float(np.asarray(row["vector"], dtype=np.float32) @ query) for row in rows}

@@ -1,10 +1,27 @@
 """The write side of an index in Milvus: documents staged in memory, written at ``commit``.
 
-Milvus has no transaction across collections. Staging keeps every change out of sight until the
-commit, and the commit writes each document's rows in the order readers follow them (the document,
-then its chunks, then their sentences; deletes the other way round), so that a reader never
-meets a chunk without its document. A rebuild drops the collections at the commit, not before.
-One writer at a time: nothing stops a second process from writing the same collections.
+Milvus has no transaction across collections; a commit is atomic all the same, by generations
+(see ``manifests.Commit``). Every row a commit writes carries its generation G+1, above the
+committed G, so readers do not see it. The order, each step flushed before the next:
+
+1. at open, under the writer lease (``lease``): delete the rows above G (a killed writer's
+   leftovers) and the rows G's manifest lists as dead (a killed writer's unfinished garbage);
+2. insert the new rows, tagged G+1;
+3. write the manifest of G+1, which names the documents it replaced or deleted: readers of
+   G+1 leave out their rows older than G+1. This one row is the commit point;
+4. delete those superseded rows (a rebuild's: every row older than G+1), then write the manifest
+   again, without them.
+
+Killed before 3, the index is G, and the next writer's step 1 deletes what was written; killed
+after 3, it is G+1, whole, and the next writer finishes step 4. A reader never sees a document
+twice or with another version's chunks; only one that read G's manifest before step 3 and still
+queries during step 4 can find a replaced document missing. Until step 4 ends, the superseded rows
+still count in BM25's statistics.
+
+A rebuild keeps the collections when their schema and dimension fit (atomic as above); otherwise
+it drops them at the commit, not before, and readers find no index until it is written. Taking
+the lease costs each writer ``lease.SETTLE_S`` (half a second); a writer that lost it (paused past
+its expiry) stops before its next write to Milvus.
 """
 
 from __future__ import annotations
@@ -14,41 +31,77 @@ from datetime import datetime, timezone
 from typing import Sequence
 
 from ...duplicates import STORY
+from ...errors import BackendUnavailable, IndexBusy, IndexMismatch
 from ..generations import IndexConfig, Manifest, check_compatible
 from ..protocol import IndexedDocument, indexed_text
 from .backend import MilvusBackend
-from .collections import NO_VECTOR, NO_VECTOR_VALUE, TEXT_PART_CHARS, Collections, bm25_texts
+from .collections import GENERATION, NO_VECTOR, NO_VECTOR_VALUE, TEXT_PART_CHARS, Collections, bm25_texts
 from .connection import Milvus
 from .expressions import day_number, is_in
-from .manifests import SCHEMA_VERSION, read_manifest, write_manifest
+from .lease import WriterLease
+from .manifests import SCHEMA_VERSION, Commit, and_, forget_commit, read_commit, write_commit
 
 _BATCH = 500  # rows (or deleted documents) per call, well under the server's message limit
 
 
 class MilvusWriter:
-    """A DocumentWriter over Milvus; use as a context manager, like ``IndexWriter``."""
+    """A DocumentWriter over Milvus; use as a context manager, like ``IndexWriter``: it holds the
+    index's writer lease from ``__enter__`` to ``__exit__``."""
 
     def __init__(self, milvus: Milvus, names: Collections, config: IndexConfig, *, rebuild: bool = False):
         self.milvus = milvus
         self.names = names
         self.config = config
         self.rebuild = rebuild
+        self.lease = WriterLease(milvus, names)
         self._upserts: dict[str, IndexedDocument] = {}
         self._deletes: set[str] = set()
 
     def __enter__(self) -> MilvusWriter:
-        self._committed = read_manifest(self.milvus, self.names)
-        if self._committed is not None and not self.rebuild:
-            check_compatible(self._committed, self.config)
-        self.previous = self._committed.generation if self._committed else None
+        self.names.create_manifest(self.milvus)
+        self.lease.acquire()
+        try:
+            self._open()
+        except BaseException:
+            self.lease.release()
+            raise
         return self
 
+    def _open(self) -> None:
+        try:
+            self._committed = read_commit(self.milvus, self.names)
+        except IndexMismatch:
+            if not self.rebuild:
+                raise
+            self._committed = None  # another schema: dropped at the commit
+        # Nothing committed: whatever rows there are, no reader sees them; they go at the commit.
+        self._drop = self._committed is None or (
+            self.rebuild and self._committed.manifest.dimension != self.config.dimension)
+        if self._committed is not None:
+            if not self.rebuild:
+                check_compatible(self._committed.manifest, self.config)
+            self._recover(self._committed)
+        self.previous = self._committed.generation if self._committed else None
+
     def __exit__(self, *exc) -> None:
-        self._forget_staged()  # not committed: nothing of this writer is written
+        self._forget_staged()  # not committed: nothing of this writer is visible
+        self.lease.release()
 
     def _forget_staged(self) -> None:
         self._upserts.clear()
         self._deletes.clear()
+
+    def _recover(self, committed: Commit) -> None:
+        """Delete what a killed writer left: rows above the committed generation, and the rows
+        the committed manifest still lists as dead."""
+        leftover = f"{GENERATION} > {committed.generation}"
+        for name in self.names.data():
+            if self.milvus.has_collection(name) and self._count(name, leftover):
+                self.lease.check()
+                self.milvus.delete(name, filter=leftover)
+                self.milvus.flush(name)
+        if committed.garbage:
+            self._committed = self._collect(committed)
 
     def document_hashes(self) -> dict[str, str]:
         stored = {} if self.rebuild or self._committed is None else MilvusBackend(
@@ -69,68 +122,113 @@ class MilvusWriter:
         self._upserts[item.document.id] = item
 
     def commit(self) -> Manifest:
-        """Write what is staged, flush it (durable, and visible to every reader), then the manifest."""
-        if self.rebuild:
-            self.names.drop(self.milvus)
+        """Write what is staged, invisible, then the manifest that shows it, then delete what it replaced."""
+        if self._drop:
+            self.lease.check()
+            forget_commit(self.milvus, self.names)
+            self.names.drop_data(self.milvus)
+            self._committed, self._drop = None, False
         self.names.create(self.milvus, self.config.dimension)
-        if not self.rebuild:
-            self._delete_rows(sorted(self._deletes))
-        self._insert_rows(list(self._upserts.values()))
-        for name in self.names.all():
+        generation = (self.previous or 0) + 1
+        self._insert_rows(list(self._upserts.values()), generation)
+        for name in self.names.data():
             self.milvus.flush(name)
-        manifest = self._manifest()
-        write_manifest(self.milvus, self.names, manifest)
-        self._committed, self.previous, self.rebuild = manifest, manifest.generation, False
+        if self.rebuild and self._committed is not None:
+            commit = Commit(self._manifest(generation), floor=generation)
+        else:
+            commit = Commit(self._manifest(generation), superseded=self._stored(sorted(self._deletes)))
+        commit = replace(commit, manifest=self._counted(commit))
+        self.lease.check()
+        write_commit(self.milvus, self.names, commit)  # the commit point
+        self._committed, self.previous, self.rebuild = commit, generation, False
         self._forget_staged()
-        return manifest
+        try:
+            self._committed = self._collect(commit)
+        except (BackendUnavailable, IndexBusy):
+            pass  # committed all the same: the next writer deletes what is left
+        return commit.manifest
 
-    def _delete_rows(self, doc_ids: list[str]) -> None:
+    def _stored(self, doc_ids: list[str]) -> tuple[str, ...]:
+        """Those of ``doc_ids`` that the committed generation holds: only they have older rows."""
+        if self._committed is None:
+            return ()
+        backend = MilvusBackend(self.milvus, self.names, self._committed)
+        stored: list[str] = []
         for start in range(0, len(doc_ids), _BATCH):
-            where = is_in("doc_id", doc_ids[start:start + _BATCH])
-            for name in (self.names.sentences, self.names.chunks, self.names.texts, self.names.documents):
-                self.milvus.delete(name, filter=where)
+            stored += [row["doc_id"] for row in self.milvus.rows(
+                self.names.documents, backend.where(is_in("doc_id", doc_ids[start:start + _BATCH])), ["doc_id"])]
+        return tuple(sorted(stored))
 
-    def _insert_rows(self, items: list[IndexedDocument]) -> None:
+    def _collect(self, commit: Commit) -> Commit:
+        """Delete the rows that ``commit`` sees as dead, then write its manifest without them."""
+        if not commit.garbage:
+            return commit
+        dead = []
+        if commit.floor:
+            dead.append(f"{GENERATION} < {commit.floor}")
+        for start in range(0, len(commit.superseded), _BATCH):
+            dead.append(and_(f"{GENERATION} < {commit.generation}",
+                             is_in("doc_id", commit.superseded[start:start + _BATCH])))
+        for name in reversed(self.names.data()):  # sentences first, documents last
+            for where in dead:
+                self.lease.check()
+                self.milvus.delete(name, filter=where)
+            self.milvus.flush(name)
+        clean = Commit(commit.manifest)
+        self.lease.check()
+        write_commit(self.milvus, self.names, clean)
+        return clean
+
+    def _insert_rows(self, items: list[IndexedDocument], generation: int) -> None:
         for start in range(0, len(items), _BATCH):
             batch = items[start:start + _BATCH]
             now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-            self._insert(self.names.documents, [_document_row(item, now) for item in batch])
-            self._insert(self.names.texts, [row for item in batch for row in _text_rows(item)])
-            chunk_ids = self._insert(self.names.chunks, [row for item in batch for row in _chunk_rows(item)])
+            self._insert(self.names.documents, [_document_row(item, generation, now) for item in batch])
+            self._insert(self.names.texts, [row for item in batch for row in _text_rows(item, generation)])
+            chunk_ids = self._insert(self.names.chunks,
+                                     [row for item in batch for row in _chunk_rows(item, generation)])
             sentences = []
             for item in batch:
                 ids, chunk_ids = chunk_ids[:len(item.chunks)], chunk_ids[len(item.chunks):]
-                sentences += _sentence_rows(item, ids)
+                sentences += _sentence_rows(item, generation, ids)
             self._insert(self.names.sentences, sentences)
 
     def _insert(self, collection: str, rows: list[dict]) -> list[int]:
         """The ids Milvus gave the rows, in their order."""
         ids: list[int] = []
         for start in range(0, len(rows), _BATCH):
+            self.lease.check()
             ids += self.milvus.insert(collection, rows[start:start + _BATCH])["ids"]
         return ids
 
-    def _manifest(self) -> Manifest:
+    def _manifest(self, generation: int) -> Manifest:
         now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        counts = {name: self.milvus.query(name, filter="", output_fields=["count(*)"])[0]["count(*)"]
-                  for name in (self.names.documents, self.names.chunks, self.names.sentences)}
         fresh = Manifest(format_version=SCHEMA_VERSION, model=self.config.model, dimension=self.config.dimension,
                          chunk_tokens=self.config.chunk_tokens, chunk_overlap=self.config.chunk_overlap,
-                         documents=counts[self.names.documents], chunks=counts[self.names.chunks],
-                         sentences=counts[self.names.sentences], generation=(self.previous or 0) + 1,
+                         documents=0, chunks=0, sentences=0, generation=generation,
                          created_at=now, updated_at=now, sentence_vectors=self.config.sentence_vectors)
         return fresh if self.rebuild or self._committed is None else replace(
-            fresh, created_at=self._committed.created_at)
+            fresh, created_at=self._committed.manifest.created_at)
+
+    def _counted(self, commit: Commit) -> Manifest:
+        """``commit``'s manifest with the numbers of rows it sees."""
+        counts = {name: self._count(name, commit.visible())
+                  for name in (self.names.documents, self.names.chunks, self.names.sentences)}
+        return replace(commit.manifest, documents=counts[self.names.documents], chunks=counts[self.names.chunks],
+                       sentences=counts[self.names.sentences])
+
+    def _count(self, collection: str, where: str) -> int:
+        return self.milvus.query(collection, filter=where, output_fields=["count(*)"])[0]["count(*)"]
 
 
-def _filter_fields(item: IndexedDocument) -> dict:
+def _filter_fields(item: IndexedDocument, generation: int) -> dict:
     doc = item.document
-    return {"doc_id": doc.id, "source": doc.source, "day": day_number(doc.published)}
+    return {"doc_id": doc.id, "source": doc.source, "day": day_number(doc.published), GENERATION: generation}
 
 
-def _document_row(item: IndexedDocument, now: str) -> dict:
+def _document_row(item: IndexedDocument, generation: int, now: str) -> dict:
     doc = item.document
-    return {**_filter_fields(item), "title": doc.title, "url": doc.url, "metadata": doc.metadata,
+    return {**_filter_fields(item, generation), "title": doc.title, "url": doc.url, "metadata": doc.metadata,
             "story": str(doc.metadata.get(STORY) or ""), "content_hash": doc.content_hash, "indexed_at": now,
             "characters": len(doc.text), "parts": len(_parts(doc.text)), NO_VECTOR: NO_VECTOR_VALUE}
 
@@ -139,20 +237,20 @@ def _parts(text: str) -> list[str]:
     return [text[start:start + TEXT_PART_CHARS] for start in range(0, len(text), TEXT_PART_CHARS)]
 
 
-def _text_rows(item: IndexedDocument) -> list[dict]:
-    return [{"doc_id": item.document.id, "part": number, "text": part, NO_VECTOR: NO_VECTOR_VALUE}
+def _text_rows(item: IndexedDocument, generation: int) -> list[dict]:
+    return [{"doc_id": item.document.id, GENERATION: generation, "part": number, "text": part, NO_VECTOR: NO_VECTOR_VALUE}
             for number, part in enumerate(_parts(item.document.text))]
 
 
-def _chunk_rows(item: IndexedDocument) -> list[dict]:
-    fields = _filter_fields(item)
+def _chunk_rows(item: IndexedDocument, generation: int) -> list[dict]:
+    fields = _filter_fields(item, generation)
     words = bm25_texts([indexed_text(item.document.title, chunk.text) for chunk in item.chunks])
     return [{**fields, "ordinal": chunk.ordinal, "start": chunk.start, "end": chunk.end, "text": chunk.text,
              "indexed": indexed, "vector": vector.tolist()}
             for chunk, indexed, vector in zip(item.chunks, words, item.vectors)]
 
 
-def _sentence_rows(item: IndexedDocument, chunk_ids: list[int]) -> list[dict]:
-    fields = _filter_fields(item)
+def _sentence_rows(item: IndexedDocument, generation: int, chunk_ids: list[int]) -> list[dict]:
+    fields = _filter_fields(item, generation)
     return [{**fields, "chunk_id": chunk_ids[sentence.chunk_index], "vector": vector.tolist()}
             for sentence, vector in zip(item.sentences, item.sentence_vectors)]
