@@ -16,51 +16,21 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
+from qa.bench.live_server import free_port
 from qa.documents import Document
 from qa.errors import BackendUnavailable, InvalidInput, UnknownDocument
 from qa.retrieval import Filters
 from qa.settings import Settings
 
 from .conftest import DEMO_CORPUS
+from .milvus_lite import LiteServer
 
-MILVUS_LITE = Path(sys.executable).with_name("milvus-lite")
 QUESTION = "When did Canadian and Ukrainian negotiators hold their first session on a bilateral security agreement?"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class LiteServer:
-    """``milvus-lite server`` in its own process, bound to loopback only."""
-
-    def __init__(self, data_dir: Path):
-        self.port = _free_port()
-        self.uri = f"http://127.0.0.1:{self.port}"
-        self.process = subprocess.Popen(
-            [str(MILVUS_LITE), "server", "--data-dir", str(data_dir), "--host", "127.0.0.1", "--port", str(self.port)],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        # It prints this line once the port is bound and serving.
-        line = self.process.stdout.readline()
-        if "listening on" not in line:
-            self.stop()
-            raise RuntimeError(f"milvus-lite server did not start: {line!r}")
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.process.stdout.close()
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    lite = LiteServer(tmp_path_factory.mktemp("milvus-lite"))
+    lite = LiteServer(tmp_path_factory.mktemp("milvus-lite")).start()
     yield lite
     lite.stop()
 
@@ -260,7 +230,7 @@ def _unavailable_quickly(call, limit_s: float):
 def test_no_server_at_the_uri_is_unavailable_at_once(embedder, reader):
     from qa.pipeline import Pipeline
 
-    pipeline = Pipeline(_settings(f"http://127.0.0.1:{_free_port()}", "nowhere"), embedder=embedder, reader=reader)
+    pipeline = Pipeline(_settings(f"http://127.0.0.1:{free_port()}", "nowhere"), embedder=embedder, reader=reader)
     _unavailable_quickly(pipeline.manifest, 3)
     response = TestClient(_app(pipeline)).post("/api/ask", json={"question": QUESTION})
     assert response.status_code == 503
@@ -283,7 +253,7 @@ def test_a_server_that_never_answers_times_out(embedder, reader):
 def test_a_stopped_server_is_unavailable_and_a_503(tmp_path, embedder, reader):
     from qa.pipeline import Pipeline
 
-    lite = LiteServer(tmp_path / "milvus")
+    lite = LiteServer(tmp_path / "milvus").start()
     try:
         pipeline = Pipeline(_settings(lite.uri, "stopped"), embedder=embedder, reader=reader)
         pipeline.add([_document("bridge", "The Tolka bridge was opened in 1879 by the mayor.")])
@@ -298,7 +268,7 @@ def test_a_stopped_server_is_unavailable_and_a_503(tmp_path, embedder, reader):
         assert response.json()["error"]["code"] == "backend_unavailable"
 
     # Restarted over the same data, it holds its collections released; a new process loads them.
-    lite = LiteServer(tmp_path / "milvus")
+    lite = LiteServer(tmp_path / "milvus").start()
     try:
         fresh = Pipeline(_settings(lite.uri, "stopped"), embedder=embedder, reader=reader)
         assert fresh.ask("When was the Tolka bridge opened?").text == "1879"

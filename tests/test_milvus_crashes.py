@@ -39,12 +39,12 @@ from qa.settings import Settings
 from qa.store.backends import MilvusAddress
 from qa.store.milvus import MilvusIndex
 
+from .milvus_lite import LiteServer
 from .test_kill_api_writes import QUESTION, Write, Writes, _Forked, _record, _reply
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
-MILVUS_LITE = Path(sys.executable).with_name("milvus-lite")
 SEED = 9157
 TRIALS = 20  # of each kind
 MAX_KILL_DELAY_S = 3.0  # after the first write of a trial is sent; a write takes 1-2.5 s here
@@ -53,44 +53,6 @@ MAX_KILL_DELAY_S = 3.0  # after the first write of a trial is sent; a write take
 AIMED = (0.85, 1.6)
 TIMEOUT_S = 3  # QA_MILVUS_TIMEOUT_S
 COLLECTION = "crashes"
-
-
-class Lite:
-    """`milvus-lite server` on one port and data folder, started again after each kill."""
-
-    def __init__(self, data_dir: Path):
-        self.data_dir, self.port = data_dir, free_port()
-        self.uri = f"http://127.0.0.1:{self.port}"
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        for _ in range(20):  # the port of a killed server may take a moment to be free again
-            self.process = subprocess.Popen(
-                [str(MILVUS_LITE), "server", "--data-dir", str(self.data_dir), "--host", "127.0.0.1",
-                 "--port", str(self.port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-            line = self.process.stdout.readline()
-            if "listening on" in line:
-                return
-            self.stop()
-            time.sleep(0.25)
-        raise RuntimeError(f"milvus-lite server did not start: {line!r}")
-
-    def kill(self) -> None:
-        if self.process is not None:
-            self.process.send_signal(signal.SIGKILL)
-            self.stop()
-
-    def stop(self) -> None:
-        if self.process is None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.process.stdout.close()
-        self.process = None
 
 
 @dataclass
@@ -107,7 +69,7 @@ class Trial:
 
 @dataclass
 class Rig:
-    lite: Lite
+    lite: LiteServer
     helper: subprocess.Popen
     log: Path
     writes: Writes
@@ -133,7 +95,7 @@ class Rig:
         return int(_reply(self.helper, "exit ", self.log))
 
 
-def _env(lite: Lite) -> dict[str, str]:
+def _env(lite: LiteServer) -> dict[str, str]:
     return {"QA_BACKEND": "milvus", "QA_MILVUS_URI": lite.uri, "QA_MILVUS_COLLECTION": COLLECTION,
             "QA_MILVUS_TIMEOUT_S": str(TIMEOUT_S), "QA_CHUNK_TOKENS": "48", "QA_CHUNK_OVERLAP": "8",
             "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
@@ -142,8 +104,7 @@ def _env(lite: Lite) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def rig(tmp_path_factory, embedder):
     folder = tmp_path_factory.mktemp("milvus-crashes")
-    lite = Lite(folder / "data")
-    lite.start()
+    lite = LiteServer(folder / "data").start()
     settings = Settings(backend="milvus", milvus_uri=lite.uri, milvus_collection=COLLECTION,
                         milvus_timeout_s=TIMEOUT_S, chunk_tokens=48, chunk_overlap=8)
     log = folder / "forked.log"
