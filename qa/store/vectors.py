@@ -22,8 +22,8 @@ import numpy as np
 
 # Below this many vectors an exhaustive scan is cheap enough and exact; `qa bench scale`
 # measures both sides of it. Lower, the IVF's misses cost retrieval quality on SciFact-sized
-# corpora for a few milliseconds saved (docs/decisions.md, "Exact search below 200,000 vectors").
-APPROXIMATE_FROM = 200_000
+# corpora for a few milliseconds saved (docs/decisions.md, "Exact vector search below 100,000 vectors").
+APPROXIMATE_FROM = 100_000
 _ADD_BATCH = 65_536  # vectors decoded to float32 at a time while the approximate index is filled
 
 
