@@ -325,7 +325,8 @@ def bench_soak(questions, squad, squad_sample, seed, corpus, index, clients, dur
         raise click.exceptions.Exit(CHECK_FAILED)
 
 
-@bench.command("scale", epilog=example("qa bench scale", "qa bench scale --sizes 10000,100000,1000000 --writes 3"))
+@bench.command("scale", epilog=example("qa bench scale", "qa bench scale --sizes 10000,100000,1000000 --writes 3",
+                                       "qa bench scale --backend milvus --milvus-uri http://HOST:19530"))
 @click.option("--sizes", default="10000,100000", show_default=True, type=WholeNumbers(),
               help="Corpus sizes in chunks, from 100 to 1,000,000.")
 @click.option("--writes", default=5, show_default=True, type=click.IntRange(min=1),
@@ -338,7 +339,13 @@ def bench_soak(questions, squad, squad_sample, seed, corpus, index, clients, dur
               type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--scratch", type=click.Path(file_okay=False, path_type=Path),
               help="Where the indexes are built (default: a temporary folder, removed after).")
-def bench_scale(sizes: list[int], writes: int, questions: int, out: Path, plot: Path, scratch: Path | None) -> None:
+@click.option("--backend", type=click.Choice(["local", "milvus"]), default="local", show_default=True,
+              help="The backend measured.")
+@click.option("--milvus-uri", metavar="URI",
+              help="A Milvus server or cluster to measure (collections scale_N_*, dropped after); "
+                   "default: a Milvus Lite file in the scratch folder.")
+def bench_scale(sizes: list[int], writes: int, questions: int, out: Path, plot: Path, scratch: Path | None,
+                backend: str, milvus_uri: str | None) -> None:
     """How writes, retrieval, memory and disk grow with the corpus (synthetic documents, stand-in vectors)."""
     from .bench import scale
 
@@ -347,7 +354,8 @@ def bench_scale(sizes: list[int], writes: int, questions: int, out: Path, plot: 
             scale.check_size(size)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--sizes") from None
-    scale.run(sizes, writes=writes, questions=questions, out=out, plot_path=plot, scratch=scratch)
+    scale.run(sizes, writes=writes, questions=questions, out=out, plot_path=plot, scratch=scratch,
+              backend=backend, milvus_uri=milvus_uri)
 
 
 @bench.command("extraction", epilog=example("qa bench extraction", "qa bench extraction --pages my-pages/"))

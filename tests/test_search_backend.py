@@ -8,6 +8,7 @@ import pytest
 from qa.bench import scale
 from qa.retrieval import Filters, FusionConfig, Retriever
 from qa.store import Candidates, IndexConfig, IndexReader, SearchBackend, StoredChunk, vectors
+from qa.store.backends import LocalIndex
 
 
 class _Backend:
@@ -88,7 +89,30 @@ def test_the_scale_bench_writes_its_figures_and_plot(tmp_path):
     assert 0.5 <= figures["recall_at_20"]["chunks"] <= 1.0
     assert figures["disk_mb"] > 0
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "Scale: 300 chunks" in result.output
+    assert "Scale, local backend: 300 chunks" in result.output
+
+
+@pytest.mark.slow
+def test_the_scale_bench_measures_milvus(tmp_path):
+    """The same bench through the Milvus backend, on a Milvus Lite file in its scratch folder."""
+    from click.testing import CliRunner
+
+    from qa.cli import cli
+
+    out = tmp_path / "scale.json"
+    result = CliRunner().invoke(cli, ["bench", "scale", "--backend", "milvus", "--sizes", "300", "--writes", "2",
+                                      "--questions", "5", "--out", str(out), "--plot", str(tmp_path / "scale.png"),
+                                      "--scratch", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    figures = json.loads(out.read_text())["sizes"][0]
+    assert figures["backend"] == "milvus" and figures["chunks"] == 300
+    assert figures["documents"] > 2 and figures["sentences"] > 600
+    assert figures["one_document_write_p50_s"] > 0
+    assert 0 < figures["retrieval_p50_ms"] <= figures["retrieval_p95_ms"]
+    assert figures["recall_at_20"] is None and figures["open_index_memory_mb"] is None
+    assert "Scale, milvus backend: 300 chunks" in result.output
+    assert "exhaustive (FLAT)" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scale.json", "scale.png"]  # the Lite file is gone
 
 
 def test_the_scale_bench_refuses_a_size_out_of_range():
@@ -105,7 +129,7 @@ def test_the_scale_bench_refuses_a_size_out_of_range():
 def synthetic_index(tmp_path_factory):
     index_dir = tmp_path_factory.mktemp("synthetic")
     config = IndexConfig("stand-in", scale.DIMENSION, 200, 40)
-    scale._build(scale.SyntheticCorpus(), index_dir, config, 300)
+    scale._build(scale.SyntheticCorpus(), LocalIndex(index_dir), config, 300)
     return index_dir
 
 

@@ -1,10 +1,12 @@
-"""How the local index's costs grow with the corpus: ``qa bench scale``.
+"""How an index's costs grow with the corpus: ``qa bench scale``.
 
 Synthetic documents with deterministic stand-in vectors: storage, BM25 and fusion are the real
 ones; there is no question encoder and no reader (their cost does not depend on the corpus
-size). For each size it measures a one-document write, retrieval p50/p95, the recall@20 of
-the approximate vector search against the exhaustive one, the memory of an open index and
-its size on disk. Prints a table, writes JSON and a plot of cost against corpus size.
+size). For each size it measures a one-document write and retrieval p50/p95; for the local
+index also the recall@20 of the approximate vector search against the exhaustive one, the
+memory of an open index and its size on disk (Milvus's collections use exhaustive FLAT
+indexes, and its memory is the server's). Prints a table, writes JSON and a plot of cost
+against corpus size.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ from ..chunking import Chunk
 from ..documents import Document
 from ..retrieval import FusionConfig, Retriever
 from ..settings import Settings
-from ..store import IndexConfig, IndexedDocument, IndexedSentence, IndexReader, IndexWriter
+from ..store import IndexConfig, IndexedDocument, IndexedSentence
+from ..store.backends import Backend, IndexLocation, LocalIndex, MilvusAddress, index_location
 from ..store.vectors import APPROXIMATE_FROM, VectorIndex
 from .indexing import print_table, write_json
 
@@ -159,10 +162,10 @@ def _percentile_ms(seconds: list[float], q: float) -> float:
     return round(float(np.percentile(seconds, q)) * 1000, 2)
 
 
-def _build(corpus: SyntheticCorpus, index_dir: Path, config: IndexConfig, chunks: int) -> tuple[int, int]:
+def _build(corpus: SyntheticCorpus, location: IndexLocation, config: IndexConfig, chunks: int) -> tuple[int, int]:
     """Index documents until there are ``chunks`` chunks (the last document may be cut short)."""
     written = documents = 0
-    with IndexWriter(index_dir, config, rebuild=True) as writer:
+    with location.writer(config, rebuild=True) as writer:
         while written < chunks:
             item = corpus.document(documents)
             keep = min(len(item.chunks), chunks - written)
@@ -177,6 +180,20 @@ def _build(corpus: SyntheticCorpus, index_dir: Path, config: IndexConfig, chunks
     return documents, written
 
 
+@dataclass(frozen=True)
+class Target:
+    """Where the indexes are measured: local folders under ``scratch``, or collections in a Milvus
+    (``milvus_uri``; a Milvus Lite file under ``scratch`` when None)."""
+    backend: Backend
+    scratch: Path
+    milvus_uri: str | None = None
+
+    def location(self, chunks: int) -> IndexLocation:
+        uri = self.milvus_uri or str(self.scratch / f"milvus-{chunks}.db")
+        return index_location(self.backend, index_dir=self.scratch / f"index-{chunks}",
+                              milvus=MilvusAddress(uri, collection=f"scale_{chunks}", timeout_s=600.0))
+
+
 def _recall_at_20(index: VectorIndex, questions: list[Question]) -> float:
     if not index.approximate:
         index.build_approximate()
@@ -185,32 +202,34 @@ def _recall_at_20(index: VectorIndex, questions: list[Question]) -> float:
     return round(sum(found) / (20 * len(questions)), 4)
 
 
-def bench_size(chunks: int, scratch: Path, *, writes: int, questions: int, settings: Settings) -> dict:
+def bench_size(chunks: int, target: Target, *, writes: int, questions: int, settings: Settings) -> dict:
     corpus = SyntheticCorpus()
     config = IndexConfig("stand-in", DIMENSION, settings.chunk_tokens, settings.chunk_overlap)
-    index_dir = scratch / f"index-{chunks}"
+    location = target.location(chunks)
     started = time.perf_counter()
-    documents, chunks = _build(corpus, index_dir, config, chunks)
+    documents, chunks = _build(corpus, location, config, chunks)
     build_s = time.perf_counter() - started
 
     write_s = []
     for n in range(writes):
         item = corpus.document(documents + n)
         started = time.perf_counter()
-        with IndexWriter(index_dir, config) as writer:
+        with location.writer(config) as writer:
             writer.upsert(item)
             writer.commit()
         write_s.append(time.perf_counter() - started)
 
-    memory_mb = _open_index_memory_mb(index_dir)
+    local = isinstance(location, LocalIndex)
+    memory_mb = _open_index_memory_mb(location.index_dir) if local else None
     started = time.perf_counter()
-    reader = IndexReader.open(index_dir)
-    reader.wait_for_approximate()
+    index = location.open()
+    if local:
+        index.wait_for_approximate()
     open_s = time.perf_counter() - started
     asked = [corpus.question(int(n)) for n in np.random.default_rng(7).integers(0, documents, questions)]
     fusion = FusionConfig(settings.fusion, settings.dense_weight, settings.sentence_weight,
                           settings.sentence_lexical_weight, settings.rrf_k, settings.candidates)
-    retriever = Retriever(reader, StandInEncoder(asked), fusion)
+    retriever = Retriever(index, StandInEncoder(asked), fusion)
     for question in asked[:5]:  # first searches pay for lazy set-up
         retriever.search(question.text, settings.top_k)
     search_s = []
@@ -218,41 +237,65 @@ def bench_size(chunks: int, scratch: Path, *, writes: int, questions: int, setti
         started = time.perf_counter()
         retriever.search(question.text, settings.top_k)
         search_s.append(time.perf_counter() - started)
-    approximate = {"chunks": reader.dense.approximate, "sentences": reader.sentences.approximate}
     result = {
-        "chunks": chunks, "documents": documents + writes, "sentences": reader.sentences.size,
+        "backend": target.backend,
+        "chunks": chunks, "documents": documents + writes, "sentences": index.manifest.sentences,
         "build_s": round(build_s, 2),
         "one_document_write_p50_s": round(statistics.median(write_s), 3),
         "one_document_write_max_s": round(max(write_s), 3),
         "open_s": round(open_s, 2),
         "retrieval_p50_ms": _percentile_ms(search_s, 50), "retrieval_p95_ms": _percentile_ms(search_s, 95),
-        "approximate_search_in_use": approximate,
-        "recall_at_20": {"chunks": _recall_at_20(reader.dense, asked[:50]),
-                         "sentences": _recall_at_20(reader.sentences, asked[:50])},
-        "open_index_memory_mb": round(memory_mb, 1),
-        "disk_mb": round(reader.size_on_disk() / 2**20, 1),
+        "approximate_search_in_use": {"chunks": False, "sentences": False},
+        "recall_at_20": None, "open_index_memory_mb": None,
+        "disk_mb": _disk_mb(Path(location.address.uri)) if not local and location.address.is_lite_path else None,
         "writes": writes, "questions": questions,
     }
-    reader.close()
+    if local:
+        result.update({
+            "approximate_search_in_use": {"chunks": index.dense.approximate, "sentences": index.sentences.approximate},
+            "recall_at_20": {"chunks": _recall_at_20(index.dense, asked[:50]),
+                             "sentences": _recall_at_20(index.sentences, asked[:50])},
+            "open_index_memory_mb": round(memory_mb, 1),
+            "disk_mb": round(index.size_on_disk() / 2**20, 1)})
+        index.close()
+    else:
+        _drop(location)
     return result
+
+
+def _disk_mb(path: Path) -> float | None:
+    """What a Milvus Lite file (a folder of that name) holds."""
+    files = [p for p in path.rglob("*") if p.is_file()] if path.is_dir() else [path] if path.is_file() else []
+    return round(sum(p.stat().st_size for p in files) / 2**20, 1) if files else None
+
+
+def _drop(location) -> None:
+    """The bench's collections go once measured: a Milvus server may hold real indexes beside them."""
+    for name in location.names.all():
+        location.milvus.drop_collection(name)
 
 
 def print_results(results: list[dict]) -> None:
     for r in results:
-        in_use = ", ".join(k for k, v in r["approximate_search_in_use"].items() if v) or "neither"
-        print_table(f"Scale: {r['chunks']:,} chunks", [
+        rows = [
             ("documents / sentences", f"{r['documents']:,} / {r['sentences']:,}"),
             ("build, one commit (s)", f"{r['build_s']:.2f}"),
             (f"one-document write p50 of {r['writes']} (s)", f"{r['one_document_write_p50_s']:.3f}"),
             ("open + approximate build (s)", f"{r['open_s']:.2f}"),
             (f"retrieval p50 of {r['questions']} (ms)", f"{r['retrieval_p50_ms']:.1f}"),
             ("retrieval p95 (ms)", f"{r['retrieval_p95_ms']:.1f}"),
-            ("approximate search in use for", in_use),
-            ("recall@20, chunk vectors", f"{r['recall_at_20']['chunks']:.4f}"),
-            ("recall@20, sentence vectors", f"{r['recall_at_20']['sentences']:.4f}"),
-            ("open index memory (MB)", f"{r['open_index_memory_mb']:.0f}"),
-            ("index on disk (MB)", f"{r['disk_mb']:.0f}"),
-        ])
+        ]
+        if r["recall_at_20"] is None:
+            rows.append(("vector search", "exhaustive (FLAT)"))
+        else:
+            in_use = ", ".join(k for k, v in r["approximate_search_in_use"].items() if v) or "neither"
+            rows += [("approximate search in use for", in_use),
+                     ("recall@20, chunk vectors", f"{r['recall_at_20']['chunks']:.4f}"),
+                     ("recall@20, sentence vectors", f"{r['recall_at_20']['sentences']:.4f}"),
+                     ("open index memory (MB)", f"{r['open_index_memory_mb']:.0f}")]
+        if r["disk_mb"] is not None:
+            rows.append(("index on disk (MB)", f"{r['disk_mb']:.0f}"))
+        print_table(f"Scale, {r['backend']} backend: {r['chunks']:,} chunks", rows)
         print()
 
 
@@ -270,12 +313,14 @@ def plot(results: list[dict], path: Path) -> None:
     figure, axes = plt.subplots(1, len(panels), figsize=(16, 3.8), constrained_layout=True)
     for axis, (title, keys) in zip(axes, panels):
         for key in keys:
-            axis.plot(sizes, [r[key] for r in results], marker="o", label=key.rsplit("_", 2)[-2])
+            if all(r[key] is not None for r in results):
+                axis.plot(sizes, [r[key] for r in results], marker="o", label=key.rsplit("_", 2)[-2])
         axis.set(title=title, xlabel="chunks", xscale="log", yscale="log")
         axis.grid(True, which="both", alpha=0.3)
         if len(keys) > 1:
             axis.legend()
-    figure.suptitle("Local index cost against corpus size (stand-in vectors, no encoder or reader)")
+    figure.suptitle(f"{results[0]['backend'].capitalize()} index cost against corpus size "
+                    "(stand-in vectors, no encoder or reader)")
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=110)
     plt.close(figure)
@@ -295,7 +340,7 @@ def check_counts(writes: int, questions: int) -> None:
 
 def run(sizes: Sequence[int] = DEFAULT_SIZES, *, writes: int = 5, questions: int = 200,
         out: Path = Path("bench-results/scale.json"), plot_path: Path = Path("bench-results/scale.png"),
-        scratch: Path | None = None) -> list[dict]:
+        scratch: Path | None = None, backend: Backend = "local", milvus_uri: str | None = None) -> list[dict]:
     """Measure each size (chunks) in a scratch index, print the table, write the JSON and the plot."""
     for size in sizes:
         check_size(size)
@@ -303,10 +348,11 @@ def run(sizes: Sequence[int] = DEFAULT_SIZES, *, writes: int = 5, questions: int
     settings = Settings()
     results = []
     with tempfile.TemporaryDirectory(dir=scratch) as folder:
+        target = Target(backend, Path(folder), milvus_uri)
         for size in sorted(set(sizes)):
-            results.append(bench_size(size, Path(folder), writes=writes, questions=questions, settings=settings))
+            results.append(bench_size(size, target, writes=writes, questions=questions, settings=settings))
     print_results(results)
     write_json(out, {"machine": f"{platform.machine()}, {os.cpu_count()} CPUs", "dimension": DIMENSION,
-                     "approximate_from": APPROXIMATE_FROM, "sizes": results})
+                     "backend": backend, "approximate_from": APPROXIMATE_FROM, "sizes": results})
     plot(results, plot_path)
     return results

@@ -137,6 +137,8 @@ def _document_schema(dimension: int):
     schema.add_field("indexed_at", DataType.VARCHAR, max_length=32)
     schema.add_field("characters", DataType.INT64)
     schema.add_field("parts", DataType.INT64)
+    for name in ("chunks", "sentences"):  # the rows it has there: a commit's counts need no scan
+        schema.add_field(name, DataType.INT64)
     return _without_vector(schema)
 
 

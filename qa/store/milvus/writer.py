@@ -130,14 +130,19 @@ class MilvusWriter:
             self._committed, self._drop = None, False
         self.names.create(self.milvus, self.config.dimension)
         generation = (self.previous or 0) + 1
-        self._insert_rows(list(self._upserts.values()), generation)
+        items = list(self._upserts.values())
+        self._insert_rows(items, generation)
         for name in self.names.data():
             self.milvus.flush(name)
         if self.rebuild and self._committed is not None:
-            commit = Commit(self._manifest(generation), floor=generation)
+            commit, kept = Commit(self._manifest(generation), floor=generation), (0, 0, 0)
         else:
-            commit = Commit(self._manifest(generation), superseded=self._stored(sorted(self._deletes)))
-        commit = replace(commit, manifest=self._counted(commit))
+            gone = self._stored(sorted(self._deletes))
+            commit = Commit(self._manifest(generation), superseded=tuple(row["doc_id"] for row in gone))
+            kept = self._kept(gone)
+        commit = replace(commit, manifest=replace(
+            commit.manifest, documents=kept[0] + len(items), chunks=kept[1] + sum(len(i.chunks) for i in items),
+            sentences=kept[2] + sum(len(i.sentences) for i in items)))
         self.lease.check()
         write_commit(self.milvus, self.names, commit)  # the commit point
         self._committed, self.previous, self.rebuild = commit, generation, False
@@ -148,16 +153,26 @@ class MilvusWriter:
             pass  # committed all the same: the next writer deletes what is left
         return commit.manifest
 
-    def _stored(self, doc_ids: list[str]) -> tuple[str, ...]:
-        """Those of ``doc_ids`` that the committed generation holds: only they have older rows."""
+    def _stored(self, doc_ids: list[str]) -> list[dict]:
+        """The rows of those of ``doc_ids`` that the committed generation holds (only they have
+        older rows), by document id, with their numbers of chunks and sentences."""
         if self._committed is None:
-            return ()
+            return []
         backend = MilvusBackend(self.milvus, self.names, self._committed)
-        stored: list[str] = []
+        stored: list[dict] = []
         for start in range(0, len(doc_ids), _BATCH):
-            stored += [row["doc_id"] for row in self.milvus.rows(
-                self.names.documents, backend.where(is_in("doc_id", doc_ids[start:start + _BATCH])), ["doc_id"])]
-        return tuple(sorted(stored))
+            stored += self.milvus.rows(self.names.documents, backend.where(is_in("doc_id", doc_ids[start:start + _BATCH])),
+                                       ["doc_id", "chunks", "sentences"])
+        return sorted(stored, key=lambda row: row["doc_id"])
+
+    def _kept(self, gone: list[dict]) -> tuple[int, int, int]:
+        """Documents, chunks and sentences of the committed generation that stay: its numbers less
+        those of ``gone`` (counting the rows instead scans every collection)."""
+        if self._committed is None:
+            return 0, 0, 0
+        committed = self._committed.manifest
+        return (committed.documents - len(gone), committed.chunks - sum(row["chunks"] for row in gone),
+                committed.sentences - sum(row["sentences"] for row in gone))
 
     def _collect(self, commit: Commit) -> Commit:
         """Delete the rows that ``commit`` sees as dead, then write its manifest without them."""
@@ -210,13 +225,6 @@ class MilvusWriter:
         return fresh if self.rebuild or self._committed is None else replace(
             fresh, created_at=self._committed.manifest.created_at)
 
-    def _counted(self, commit: Commit) -> Manifest:
-        """``commit``'s manifest with the numbers of rows it sees."""
-        counts = {name: self._count(name, commit.visible())
-                  for name in (self.names.documents, self.names.chunks, self.names.sentences)}
-        return replace(commit.manifest, documents=counts[self.names.documents], chunks=counts[self.names.chunks],
-                       sentences=counts[self.names.sentences])
-
     def _count(self, collection: str, where: str) -> int:
         return self.milvus.query(collection, filter=where, output_fields=["count(*)"])[0]["count(*)"]
 
@@ -230,7 +238,8 @@ def _document_row(item: IndexedDocument, generation: int, now: str) -> dict:
     doc = item.document
     return {**_filter_fields(item, generation), "title": doc.title, "url": doc.url, "metadata": doc.metadata,
             "story": str(doc.metadata.get(STORY) or ""), "content_hash": doc.content_hash, "indexed_at": now,
-            "characters": len(doc.text), "parts": len(_parts(doc.text)), NO_VECTOR: NO_VECTOR_VALUE}
+            "characters": len(doc.text), "parts": len(_parts(doc.text)), "chunks": len(item.chunks),
+            "sentences": len(item.sentences), NO_VECTOR: NO_VECTOR_VALUE}
 
 
 def _parts(text: str) -> list[str]:
