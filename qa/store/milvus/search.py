@@ -44,8 +44,8 @@ def candidates(backend: MilvusBackend, question: str, query: np.ndarray | None, 
         scores["sentence"] = np.array([sentence_top.get(i, last) for i in chunk_ids], dtype=np.float64)
     if "lexical" in signals:
         missing = [i for i in chunk_ids if i not in lexical_top]
-        lexical = lexical_top | (_lexical_top(backend, question, len(missing),
-                                                              backend.where(is_in("id", missing))) if missing else {})
+        rest = _lexical_top(backend, question, len(missing), backend.where(is_in("id", missing))) if missing else {}
+        lexical = lexical_top | rest
         scores["lexical"] = np.array([lexical.get(i, 0.0) for i in chunk_ids], dtype=np.float64)
     return Candidates(chunk_ids, scores)
 

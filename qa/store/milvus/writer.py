@@ -161,8 +161,8 @@ class MilvusWriter:
         backend = MilvusBackend(self.milvus, self.names, self._committed)
         stored: list[dict] = []
         for start in range(0, len(doc_ids), _BATCH):
-            stored += self.milvus.rows(self.names.documents, backend.where(is_in("doc_id", doc_ids[start:start + _BATCH])),
-                                       ["doc_id", "chunks", "sentences"])
+            where = backend.where(is_in("doc_id", doc_ids[start:start + _BATCH]))
+            stored += self.milvus.rows(self.names.documents, where, ["doc_id", "chunks", "sentences"])
         return sorted(stored, key=lambda row: row["doc_id"])
 
     def _kept(self, gone: list[dict]) -> tuple[int, int, int]:
@@ -247,8 +247,8 @@ def _parts(text: str) -> list[str]:
 
 
 def _text_rows(item: IndexedDocument, generation: int) -> list[dict]:
-    return [{"doc_id": item.document.id, GENERATION: generation, "part": number, "text": part, NO_VECTOR: NO_VECTOR_VALUE}
-            for number, part in enumerate(_parts(item.document.text))]
+    return [{"doc_id": item.document.id, GENERATION: generation, "part": number, "text": part,
+             NO_VECTOR: NO_VECTOR_VALUE} for number, part in enumerate(_parts(item.document.text))]
 
 
 def _chunk_rows(item: IndexedDocument, generation: int) -> list[dict]:
