@@ -68,16 +68,16 @@ class Collections:
 
     def create(self, milvus: Milvus, dimension: int) -> None:
         """Every collection of the index, empty; those that exist are left as they are."""
-        for name, schema, index in (
-                (self.manifest, _manifest_schema, _no_vector_index),
-                (self.documents, _document_schema, _no_vector_index),
-                (self.texts, _text_schema, _no_vector_index),
-                (self.chunks, _chunk_schema, _chunk_index),
-                (self.sentences, _sentence_schema, _vector_index)):
-            if not milvus.has_collection(name):
-                # Strong: a commit is seen by every API process from its next question on.
-                milvus.create_collection(name, schema=schema(dimension), index_params=index(),
-                                         consistency_level="Strong")
+        _create(milvus, dimension, (
+            (self.manifest, _manifest_schema, _no_vector_index),
+            (self.documents, _document_schema, _no_vector_index),
+            (self.texts, _text_schema, _no_vector_index),
+            (self.chunks, _chunk_schema, _chunk_index),
+            (self.sentences, _sentence_schema, _vector_index)))
+
+    def create_manifest(self, milvus: Milvus) -> None:
+        """The manifest's collection alone (it has no vectors, so no dimension): the writer's lease lives there."""
+        _create(milvus, 0, ((self.manifest, _manifest_schema, _no_vector_index),))
 
     def load(self, milvus: Milvus) -> None:
         """Load the collections that exist: a restarted Milvus holds them released, unsearchable."""
@@ -89,16 +89,18 @@ class Collections:
         """The collections whose rows carry a generation, in the order readers follow them."""
         return self.documents, self.texts, self.chunks, self.sentences
 
-    def create_manifest(self, milvus: Milvus) -> None:
-        if not milvus.has_collection(self.manifest):
-            milvus.create_collection(self.manifest, schema=_manifest_schema(0), index_params=_no_vector_index(),
-                                     consistency_level="Strong")
-
     def drop_data(self, milvus: Milvus) -> None:
         """Drop every collection but the manifest's (which holds the writer's lease)."""
         for name in self.data():
             if milvus.has_collection(name):
                 milvus.drop_collection(name)
+
+
+def _create(milvus: Milvus, dimension: int, collections) -> None:
+    for name, schema, index in collections:
+        if not milvus.has_collection(name):
+            # Strong: a commit is seen by every API process from its next question on.
+            milvus.create_collection(name, schema=schema(dimension), index_params=index(), consistency_level="Strong")
 
 
 def _schema(*, auto_id: bool):

@@ -135,14 +135,11 @@ class MilvusWriter:
         for name in self.names.data():
             self.milvus.flush(name)
         if self.rebuild and self._committed is not None:
-            commit, kept = Commit(self._manifest(generation), floor=generation), (0, 0, 0)
+            floor, gone = generation, []
         else:
-            gone = self._stored(sorted(self._deletes))
-            commit = Commit(self._manifest(generation), superseded=tuple(row["doc_id"] for row in gone))
-            kept = self._kept(gone)
-        commit = replace(commit, manifest=replace(
-            commit.manifest, documents=kept[0] + len(items), chunks=kept[1] + sum(len(i.chunks) for i in items),
-            sentences=kept[2] + sum(len(i.sentences) for i in items)))
+            floor, gone = 0, self._stored(sorted(self._deletes))
+        commit = Commit(self._manifest(generation, self._counts(gone, items)), floor=floor,
+                        superseded=tuple(row["doc_id"] for row in gone))
         self.lease.check()
         write_commit(self.milvus, self.names, commit)  # the commit point
         self._committed, self.previous, self.rebuild = commit, generation, False
@@ -165,14 +162,15 @@ class MilvusWriter:
             stored += self.milvus.rows(self.names.documents, where, ["doc_id", "chunks", "sentences"])
         return sorted(stored, key=lambda row: row["doc_id"])
 
-    def _kept(self, gone: list[dict]) -> tuple[int, int, int]:
-        """Documents, chunks and sentences of the committed generation that stay: its numbers less
-        those of ``gone`` (counting the rows instead scans every collection)."""
-        if self._committed is None:
-            return 0, 0, 0
-        committed = self._committed.manifest
-        return (committed.documents - len(gone), committed.chunks - sum(row["chunks"] for row in gone),
-                committed.sentences - sum(row["sentences"] for row in gone))
+    def _counts(self, gone: list[dict], items: list[IndexedDocument]) -> tuple[int, int, int]:
+        """Documents, chunks and sentences the new generation sees: the committed numbers (none
+        for a rebuild) less those of ``gone``, plus those of ``items`` (counting the rows instead
+        scans every collection)."""
+        kept = self._committed.manifest if self._committed is not None and not self.rebuild else None
+        documents, chunks, sentences = (kept.documents, kept.chunks, kept.sentences) if kept else (0, 0, 0)
+        return (documents - len(gone) + len(items),
+                chunks - sum(row["chunks"] for row in gone) + sum(len(item.chunks) for item in items),
+                sentences - sum(row["sentences"] for row in gone) + sum(len(item.sentences) for item in items))
 
     def _collect(self, commit: Commit) -> Commit:
         """Delete the rows that ``commit`` sees as dead, then write its manifest without them."""
@@ -216,11 +214,12 @@ class MilvusWriter:
             ids += self.milvus.insert(collection, rows[start:start + _BATCH])["ids"]
         return ids
 
-    def _manifest(self, generation: int) -> Manifest:
+    def _manifest(self, generation: int, counts: tuple[int, int, int]) -> Manifest:
         now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        documents, chunks, sentences = counts
         fresh = Manifest(format_version=SCHEMA_VERSION, model=self.config.model, dimension=self.config.dimension,
                          chunk_tokens=self.config.chunk_tokens, chunk_overlap=self.config.chunk_overlap,
-                         documents=0, chunks=0, sentences=0, generation=generation,
+                         documents=documents, chunks=chunks, sentences=sentences, generation=generation,
                          created_at=now, updated_at=now, sentence_vectors=self.config.sentence_vectors)
         return fresh if self.rebuild or self._committed is None else replace(
             fresh, created_at=self._committed.manifest.created_at)
