@@ -4,6 +4,7 @@ citations, and failing fast when Milvus is not there."""
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -18,7 +19,7 @@ from pydantic import ValidationError
 
 from qa.bench.live_server import free_port
 from qa.documents import Document
-from qa.errors import BackendUnavailable, InvalidInput, UnknownDocument
+from qa.errors import BackendUnavailable, IndexCorrupt, InvalidInput, UnknownDocument
 from qa.retrieval import Filters
 from qa.settings import Settings
 
@@ -272,6 +273,37 @@ def test_a_stopped_server_is_unavailable_and_a_503(tmp_path, embedder, reader):
     try:
         fresh = Pipeline(_settings(lite.uri, "stopped"), embedder=embedder, reader=reader)
         assert fresh.ask("When was the Tolka bridge opened?").text == "1879"
+    finally:
+        lite.stop()
+
+
+@pytest.mark.slow
+def test_a_server_that_lost_its_files_reports_a_corrupt_index(tmp_path, embedder, reader):
+    """Milvus answers but cannot load a collection (a file cut short, as kill -9 can leave one):
+    a 503 that names the collection and Milvus's reason, not a 500."""
+    from qa.pipeline import Pipeline
+
+    data = tmp_path / "milvus"
+    lite = LiteServer(data).start()
+    try:
+        pipeline = Pipeline(_settings(lite.uri, "cut"), embedder=embedder, reader=reader)
+        pipeline.add([_document("bridge", "The Tolka bridge was opened in 1879 by the mayor.")])
+    finally:
+        lite.stop()
+    vector_files = list(data.glob("collections/cut_chunks/**/*.idx"))
+    assert vector_files, sorted(data.rglob("*"))
+    for path in vector_files:
+        os.truncate(path, 10)
+
+    lite = LiteServer(data).start()
+    try:
+        fresh = Pipeline(_settings(lite.uri, "cut"), embedder=embedder, reader=reader)
+        with pytest.raises(IndexCorrupt, match="cannot load the collection cut_chunks: .+"):
+            fresh.ask("When was the Tolka bridge opened?")
+        response = TestClient(_app(fresh)).post("/api/ask", json={"question": "When was the Tolka bridge opened?"})
+        assert response.status_code == 503
+        assert response.json()["error"]["code"] == "index_corrupt"
+        assert "cut_chunks" in response.json()["error"]["message"]
     finally:
         lite.stop()
 

@@ -10,6 +10,10 @@ acknowledged write and the write in flight wholly or not at all; no document has
 of another version's text, or chunks and sentences without its rows or of another version; the
 API answers. While Milvus is down, a question and a write are a 503 at once. After every
 acknowledged write Milvus holds no row that the committed generation does not see.
+
+Now and then kill -9 cuts one of Milvus Lite's own segment files short and the restarted server
+cannot load that collection: the API must then say its index is corrupt, and the rig starts
+Milvus again on a fresh folder (a few such kills in a run are allowed, not more).
 """
 
 from __future__ import annotations
@@ -61,7 +65,9 @@ class Trial:
     delay_s: float
     acknowledged: int = 0
     in_flight: Write | None = None
-    outcome: str = ""  # old: the write in flight was lost; new: it was applied; idle: none in flight
+    # old: the write in flight was lost; new: it was applied; idle: none in flight;
+    # engine-lost: the restarted Milvus Lite could not load its own files
+    outcome: str = ""
     cleaning: bool = False  # killed after the commit point, before its clean-up was done
     left_rows: int = 0  # rows no reader sees, left for the next writer to delete
     recovered_s: float = 0.0  # from the restart to the first answer
@@ -74,7 +80,19 @@ class Rig:
     log: Path
     writes: Writes
     index: MilvusIndex
+    settings: Settings
+    embedder: object
     durations: list[float] = field(default_factory=lambda: [2.0])  # of acknowledged writes
+    fresh_starts: int = 0
+
+    def start_afresh(self) -> None:
+        """Milvus Lite again on a new, empty data folder (same port), holding the first documents."""
+        self.lite.kill()
+        self.fresh_starts += 1
+        self.lite.data_dir = self.lite.data_dir.with_name(f"data-{self.fresh_starts}")
+        self.lite.start()
+        self.index = _first_documents(self.settings, self.embedder)
+        self.writes.state = committed_state(self.index)
 
     def delay(self, moment: tuple[bool, float]) -> float:
         aimed, u = moment
@@ -113,15 +131,20 @@ def rig(tmp_path_factory, embedder):
                                   env={**os.environ, **_env(lite)}, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                   stderr=stderr)
     try:
-        rng = random.Random(SEED)
-        write_documents([document_from_record(_record(f"d{i}", 0, rng)) for i in range(6)], settings, embedder)
-        index = MilvusIndex(MilvusAddress(lite.uri, COLLECTION, None, TIMEOUT_S))
+        index = _first_documents(settings, embedder)
         _reply(helper, "loaded", log)
-        yield Rig(lite, helper, log, Writes(random.Random(SEED), committed_state(index)), index)
+        yield Rig(lite, helper, log, Writes(random.Random(SEED), committed_state(index)), index, settings, embedder)
     finally:
         helper.stdin.close()
         helper.wait(timeout=60)
         lite.stop()
+
+
+def _first_documents(settings: Settings, embedder) -> MilvusIndex:
+    """Six documents written to the rig's Milvus; its index, with a client of this process."""
+    rng = random.Random(SEED)
+    write_documents([document_from_record(_record(f"d{i}", 0, rng)) for i in range(6)], settings, embedder)
+    return MilvusIndex(MilvusAddress(settings.milvus_uri, COLLECTION, None, TIMEOUT_S))
 
 
 def _rows(index: MilvusIndex, collection: str, where: str, fields: list[str]) -> list[dict]:
@@ -245,15 +268,21 @@ def _summary(trials: list[Trial]) -> str:
             f"{outcomes.count('idle')} between writes; "
             f"{sum(t.acknowledged for t in trials)} writes acknowledged; {sum(t.left_rows > 0 for t in trials)} "
             f"kills left rows for the next writer ({sum(t.left_rows for t in trials)} in all)"
-            + (f"; answering again {max(t.recovered_s for t in trials):.1f} s after a restart at most"
+            + (f"; answering again {max(t.recovered_s for t in trials):.1f} s after a restart at most; "
+               f"{outcomes.count('engine-lost')} left Milvus Lite unable to load its own files"
                if trials[0].kind == "milvus" else ""))
 
 
 def _assert_kills_hit_writes(trials: list[Trial]) -> None:
     summary = _summary(trials)
     print(summary)
-    assert sum(t.outcome != "idle" for t in trials) >= len(trials) // 2, summary
-    assert any(t.left_rows for t in trials), summary
+    assert sum(t.outcome in ("old", "new") for t in trials) >= len(trials) // 2, summary
+    if trials[0].kind == "api":
+        # A killed writer's rows stay in Milvus for the next writer to delete. (When Milvus itself
+        # dies, the rows it had not flushed die with it: leftovers then depend on its buffering.)
+        assert any(t.left_rows for t in trials), summary
+    # Milvus Lite losing its files is rare (one kill in dozens); more would leave too little tested.
+    assert sum(t.outcome == "engine-lost" for t in trials) <= len(trials) // 4, summary
 
 
 def test_kill_api_servers_writing_to_milvus(rig):
@@ -292,9 +321,15 @@ def test_kill_milvus_during_writes(rig):
             down.append(_unavailable_at_once(client, "POST", "/api/documents", {"documents": [record]}))
             rig.lite.start()
             restarted = time.monotonic()
-            _answers_again(client)
+            if not _answers_again(client):
+                # kill -9 cut one of Milvus Lite's own files short: its durability, below what any
+                # commit protocol over it can promise. This trial proves nothing; go on afresh.
+                trial.outcome = "engine-lost"
+                trials.append(trial)
+                client = _afresh(rig, client)
+                continue
             trial.recovered_s = time.monotonic() - restarted
-            _check_after_kill(rig, trial)
+            _once_reachable(functools.partial(_check_after_kill, rig, trial))
             trials.append(trial)
         # The API's writer goes on after all those deaths: a write, then nothing left behind.
         write = rig.writes.next()
@@ -307,15 +342,60 @@ def test_kill_milvus_during_writes(rig):
     print(f"while Milvus was down: {len(down)} questions and writes, a 503 within {max(down):.2f} s at most")
 
 
-def _answers_again(client: Client, timeout_s: float = 60) -> None:
-    """The API answers a question once Milvus is back (its client reconnects on its own)."""
+def test_milvus_losing_its_files_is_a_corrupt_index_until_started_afresh(rig):
+    """What the kill trials do when Milvus Lite cannot load its own files after a kill, done on purpose:
+    the API says its index is corrupt, and answers again once Milvus runs on a fresh folder."""
+    pid, client = rig.serve()
+    try:
+        _answers(client)
+        rig.lite.kill()
+        for path in rig.lite.data_dir.glob(f"collections/{COLLECTION}_chunks/**/*.idx"):
+            os.truncate(path, 10)
+        rig.lite.start()
+        assert not _answers_again(client)
+        client = _afresh(rig, client)
+        assert committed_state(rig.index) == rig.writes.state and len(rig.writes.state) == 6
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        rig.reaped()
+
+
+def _afresh(rig: Rig, client: Client) -> Client:
+    """Milvus started afresh, and the API answering from it; a new client, for the API server has
+    closed the old one's idle keep-alive connection meanwhile."""
+    rig.start_afresh()
+    client = Client(client.port, timeout_s=60)
+    assert _answers_again(client)
+    return client
+
+
+def _answers_again(client: Client, timeout_s: float = 60) -> bool:
+    """Whether the API answers a question once Milvus is back (its client reconnects and loads the
+    collections again on its own); False when Milvus cannot load its own files, which the API
+    reports as a corrupt index."""
     deadline = time.monotonic() + timeout_s
     while True:
         status, answer = client.call("POST", "/api/ask", QUESTION)
         if status == 200:
-            return
+            return True
         assert status == 503 and time.monotonic() < deadline, answer
+        if answer["error"]["code"] == "index_corrupt":
+            assert "cannot load the collection" in answer["error"]["message"], answer
+            return False
         time.sleep(0.2)
+
+
+def _once_reachable(check, timeout_s: float = 30) -> None:
+    """``check()``, tried again while this process's own Milvus client has not reconnected: after
+    a restart gRPC backs off between its tries, so a call can fail although the server is up."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return check()
+        except BackendUnavailable:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 def test_a_second_writer_waits_for_the_lease(rig, embedder):

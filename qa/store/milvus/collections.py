@@ -83,7 +83,7 @@ class Collections:
         """Load the collections that exist: a restarted Milvus holds them released, unsearchable."""
         for name in self.all():
             if milvus.has_collection(name):
-                milvus.load_collection(name)
+                milvus.load(name)
 
     def data(self) -> tuple[str, ...]:
         """The collections whose rows carry a generation, in the order readers follow them."""

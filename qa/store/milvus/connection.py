@@ -12,7 +12,7 @@ import grpc
 from pymilvus import MilvusClient
 from pymilvus.exceptions import ConnectionConfigException, MilvusException
 
-from ...errors import BackendUnavailable
+from ...errors import BackendUnavailable, IndexCorrupt
 from ..backends import MilvusAddress
 
 # pymilvus prints its records itself, on handlers of its own. Its errors are the failed calls that
@@ -60,8 +60,20 @@ class Milvus:
         except MilvusException as exc:
             if exc.code != _NOT_LOADED or not isinstance(collection, str):
                 raise
-        self._client.load_collection(collection, timeout=self.address.timeout_s)
+        self.load(collection)
         return call()
+
+    def load(self, collection: str) -> None:
+        """Load ``collection`` for search. A server that answers but cannot (it lost or damaged its
+        files) holds an unreadable index: IndexCorrupt, with the server's reason."""
+        with self.reported():
+            try:
+                self._client.load_collection(collection, timeout=self.address.timeout_s)
+            except MilvusException as exc:
+                if _unreachable(exc):
+                    raise
+                raise IndexCorrupt(f"Milvus at {self.address.uri} cannot load the collection "
+                                   f"{collection}: {exc.message}") from exc
 
     def rows(self, collection: str, where: str, fields: list[str], batch: int = 1000) -> Iterator[dict]:
         """Every row matching ``where``, however many (one query is capped by the server)."""
@@ -84,12 +96,15 @@ class Milvus:
                 raise
             raise self._unavailable(exc.details()) from exc
         except MilvusException as exc:
-            # A timeout that pymilvus retried until the deadline comes back with gRPC's code.
-            if not (isinstance(exc, ConnectionConfigException) or exc.code == _CONNECT_FAILED
-                    or exc.code in _UNREACHABLE):
+            if not _unreachable(exc):
                 raise
             raise self._unavailable(exc.message) from exc
 
     def _unavailable(self, reason: str) -> BackendUnavailable:
         return BackendUnavailable(f"Milvus at {self.address.uri} is unavailable "
                                   f"(no answer within {self.address.timeout_s:g} s or refused): {reason}")
+
+
+def _unreachable(exc: MilvusException) -> bool:
+    # A timeout that pymilvus retried until the deadline comes back with gRPC's code.
+    return isinstance(exc, ConnectionConfigException) or exc.code == _CONNECT_FAILED or exc.code in _UNREACHABLE
