@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
+from .sentences import sentence_spans
+
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerFast
 
@@ -248,6 +250,13 @@ def _trim_span(text: str, start: int, end: int) -> tuple[int, int]:
     return original  # a span made only of punctuation is left as the model chose it
 
 
+def _sentence_numbers(passages: Sequence[str], window_passage, offsets) -> np.ndarray:
+    """The number of the sentence of its passage that each token of each window starts in."""
+    starts = [np.array([start for start, _ in sentence_spans(passage)]) for passage in passages]
+    return np.stack([np.searchsorted(starts[passage], offsets[window, :, 0], side="right")
+                     for window, passage in enumerate(window_passage)])
+
+
 class SpanExtractor:
     """Best answer spans of an extractive QA model for one question over several passages."""
 
@@ -321,6 +330,10 @@ class SpanExtractor:
         end_masked = np.where(context, end_logits, -np.inf)
         scores = start_masked[:, :, None] + end_masked[:, end_index]
         scores[:, beyond] = -np.inf
+        # A span stays inside one sentence: spans running on past a sentence's end were the reader's
+        # most visible mistake, and almost no gold answer crosses one (docs/decisions.md).
+        sentence = _sentence_numbers(passages, window_passage, offsets)
+        scores[sentence[:, :, None] != sentence[:, end_index]] = -np.inf
 
         flat = scores.reshape(-1)
         n_valid = int(np.isfinite(flat).sum())
