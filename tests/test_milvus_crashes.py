@@ -264,8 +264,8 @@ def _moments(seed: int) -> list[tuple[bool, float]]:
 def _summary(trials: list[Trial]) -> str:
     outcomes = [t.outcome for t in trials]
     return (f"{len(trials)} kills of the {trials[0].kind} server: {outcomes.count('old')} lost the write in flight, "
-            f"{outcomes.count('new')} had applied it ({sum(t.cleaning for t in trials)} before its clean-up ended), "
-            f"{outcomes.count('idle')} between writes; "
+            f"{outcomes.count('new')} had applied it, {outcomes.count('idle')} between writes; "
+            f"{sum(t.cleaning for t in trials)} after a commit point, before its clean-up ended; "
             f"{sum(t.acknowledged for t in trials)} writes acknowledged; {sum(t.left_rows > 0 for t in trials)} "
             f"kills left rows for the next writer ({sum(t.left_rows for t in trials)} in all)"
             + (f"; answering again {max(t.recovered_s for t in trials):.1f} s after a restart at most; "
