@@ -158,3 +158,15 @@ def test_an_index_without_sentence_vectors_answers_from_two_signals(tmp_path, em
 
     with pytest.raises(IndexMismatch, match="without sentence vectors"):
         _ = Pipeline(settings.model_copy(update={"sentence_vectors": True}), embedder=embedder).index
+
+
+@pytest.mark.parametrize("n", [1, 5, 40, 500])
+def test_the_best_bm25_rows_are_the_best_positive_scores_in_order(n):
+    from qa.store.local_search import _top_rows
+
+    rng = np.random.default_rng(3)
+    scores = np.where(rng.random(10_000) < 0.98, 0.0, rng.random(10_000) + 0.1).astype(np.float32)
+    positive = np.flatnonzero(scores > 0)
+    expected = positive[np.argsort(-scores[positive], kind="stable")][:n]
+    assert _top_rows(scores, n).tolist() == expected.tolist()
+    assert _top_rows(np.zeros(100, dtype=np.float32), n).tolist() == []

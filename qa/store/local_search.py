@@ -93,12 +93,14 @@ def _sentence_top(index: IndexReader, query: np.ndarray, allowed: np.ndarray | N
 def _top_of(index: IndexReader, scores: np.ndarray, n: int) -> dict[int, float]:
     """Chunk id -> score of the ``n`` best chunks by a score per BM25 row (zeros left out)."""
     chunk_ids = index.lexical.ids
-    return {int(chunk_ids[r]): float(scores[r]) for r in _top_rows(scores, n) if scores[r] > 0}
+    return {int(chunk_ids[r]): float(scores[r]) for r in _top_rows(scores, n)}
 
 
 def _top_rows(scores: np.ndarray, n: int) -> np.ndarray:
-    n = min(n, len(scores))
-    if n == 0:
-        return np.zeros(0, dtype=np.int64)
-    rows = np.argpartition(-scores, n - 1)[:n]
+    """The rows of the ``n`` best positive scores, best first."""
+    # Only rows holding a word of the question score above 0; choosing among them alone is much
+    # cheaper than partitioning every row of a large index.
+    rows = np.flatnonzero(scores > 0)
+    if len(rows) > n:
+        rows = rows[np.argpartition(-scores[rows], n - 1)[:n]]
     return rows[np.argsort(-scores[rows], kind="stable")]
