@@ -4,7 +4,6 @@ citations, and failing fast when Milvus is not there."""
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -24,7 +23,7 @@ from qa.retrieval import Filters
 from qa.settings import Settings
 
 from .conftest import DEMO_CORPUS
-from .milvus_lite import LiteServer
+from .milvus_lite import LiteServer, cut_vector_files_short
 
 QUESTION = "When did Canadian and Ukrainian negotiators hold their first session on a bilateral security agreement?"
 
@@ -290,10 +289,7 @@ def test_a_server_that_lost_its_files_reports_a_corrupt_index(tmp_path, embedder
         pipeline.add([_document("bridge", "The Tolka bridge was opened in 1879 by the mayor.")])
     finally:
         lite.stop()
-    vector_files = list(data.glob("collections/cut_chunks/**/*.idx"))
-    assert vector_files, sorted(data.rglob("*"))
-    for path in vector_files:
-        os.truncate(path, 10)
+    cut_vector_files_short(data, "cut_chunks")
 
     lite = LiteServer(data).start()
     try:

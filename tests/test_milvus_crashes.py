@@ -43,7 +43,7 @@ from qa.settings import Settings
 from qa.store.backends import MilvusAddress
 from qa.store.milvus import MilvusIndex
 
-from .milvus_lite import LiteServer
+from .milvus_lite import LiteServer, cut_vector_files_short
 from .test_kill_api_writes import QUESTION, Write, Writes, _Forked, _record, _reply
 
 pytestmark = pytest.mark.slow
@@ -349,8 +349,7 @@ def test_milvus_losing_its_files_is_a_corrupt_index_until_started_afresh(rig):
     try:
         _answers(client)
         rig.lite.kill()
-        for path in rig.lite.data_dir.glob(f"collections/{COLLECTION}_chunks/**/*.idx"):
-            os.truncate(path, 10)
+        cut_vector_files_short(rig.lite.data_dir, f"{COLLECTION}_chunks")
         rig.lite.start()
         assert not _answers_again(client)
         client = _afresh(rig, client)
@@ -404,9 +403,7 @@ def test_a_second_writer_waits_for_the_lease(rig, embedder):
     from qa.indexing import index_config
     from qa.store.milvus import lease
 
-    settings = Settings(backend="milvus", milvus_uri=rig.lite.uri, milvus_collection=COLLECTION,
-                        milvus_timeout_s=TIMEOUT_S, chunk_tokens=48, chunk_overlap=8)
-    config = index_config(settings, embedder)
+    config = index_config(rig.settings, embedder)
     holder = subprocess.Popen([sys.executable, "-m", "tests.milvus_lease_holder", rig.lite.uri, COLLECTION],
                               cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
@@ -424,6 +421,6 @@ def test_a_second_writer_waits_for_the_lease(rig, embedder):
     with rig.index.writer(config):  # the holder is gone: its lease is free at once
         assert time.monotonic() - started < 1.0 + 2 * lease.SETTLE_S + TIMEOUT_S
     doc = Document(id="after-lease", title="after", text="The lease was taken over after its holder died.")
-    write_documents([doc], settings, embedder)
+    write_documents([doc], rig.settings, embedder)
     assert committed_state(rig.index)["after-lease"] == doc.content_hash
     rig.writes.state = committed_state(rig.index)
