@@ -9,7 +9,8 @@ from pathlib import Path
 
 from click.testing import CliRunner, Result
 
-from qa.store import IndexReader, committed_generation
+from qa.store import IndexReader, Manifest, committed_generation
+from qa.store.rows import STORE
 
 
 def run_qa(*args: str, **env: str) -> Result:
@@ -40,10 +41,17 @@ def committed_state(index_dir: Path) -> dict[str, str]:
 
 def leftovers(index_dir: Path) -> list[str]:
     """What a finished writer must not leave: staging folders, generations CURRENT does not name
-    (beyond the one spare kept for readers), CURRENT.tmp."""
-    current = committed_generation(Path(index_dir))
-    keep = {"CURRENT", ".lock"} | {f"gen-{g:06d}" for g in (current, current - 1)}
-    return sorted(p.name for p in Path(index_dir).iterdir() if p.name not in keep)
+    (beyond the one spare kept for readers), CURRENT.tmp, segments neither of those names."""
+    index_dir = Path(index_dir)
+    current = committed_generation(index_dir)
+    generations = [index_dir / f"gen-{g:06d}" for g in (current, current - 1)]
+    keep = {"CURRENT", ".lock", "segments", *(f"{STORE}{end}" for end in ("", "-wal", "-shm"))}
+    left = sorted(p.name for p in index_dir.iterdir() if p.name not in keep | {g.name for g in generations})
+    named = {name for g in generations if (g / "manifest.json").is_file()
+             for name, _ in Manifest.read(g / "manifest.json").segments}
+    if (index_dir / "segments").is_dir():
+        left += sorted(f"segments/{p.name}" for p in (index_dir / "segments").iterdir() if p.name not in named)
+    return left
 
 
 def lock_is_free(index_dir: Path) -> bool:

@@ -24,9 +24,10 @@ CHILD = textwrap.dedent("""
     from pathlib import Path
     target, nth, corpus, index = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
     import faiss, shutil
-    import qa.store.generations as store, qa.lexical as lexical, qa.embedding as embedding
+    import qa.store.generations as store, qa.word_counts as word_counts, qa.embedding as embedding
     owners = {"encode": (embedding.Embedder, "encode"), "upsert": (store.IndexWriter, "upsert"),
-              "write_index": (faiss, "write_index"), "save_bm25": (lexical.LexicalIndex, "save"),
+              "write_index": (faiss, "write_index"), "save_words": (word_counts.WordCounts, "save"),
+              "rows_committed": (store, "asdict"),
               "fsync_tree": (store, "_fsync_tree"), "rename": (store.os, "rename"),
               "replace": (store.os, "replace"), "rmtree": (store.shutil, "rmtree"),
               "after_replace": (store.os, "replace")}
@@ -49,8 +50,10 @@ CHILD = textwrap.dedent("""
     print("finished without being killed")
 """)
 
-KILL_POINTS = [("encode", 1), ("upsert", 1), ("upsert", 2), ("write_index", 1), ("save_bm25", 1),
-               ("fsync_tree", 1), ("rename", 1), ("replace", 1), ("after_replace", 1), ("rmtree", 1)]
+# "rows_committed": after the SQLite commit of the new generation's rows, before its manifest.
+KILL_POINTS = [("encode", 1), ("upsert", 1), ("upsert", 2), ("write_index", 1), ("save_words", 1),
+               ("fsync_tree", 1), ("rename", 1), ("rows_committed", 1), ("replace", 1), ("after_replace", 1),
+               ("rmtree", 1)]
 
 
 def _version(corpus, n):

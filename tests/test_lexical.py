@@ -1,101 +1,125 @@
-"""BM25 rebuilt from saved words equals BM25 built from scratch, and only new text is tokenized."""
+"""BM25 scored over segments equals BM25 built over the live items at once, and bm25s's own."""
 
 import logging
-from dataclasses import replace
 from pathlib import Path
 
 import bm25s
 import numpy as np
 import pytest
 
-import qa.lexical as lexical
-from qa.lexical import LexicalIndex, TokenTable
+from qa.lexical import LexicalIndex, SegmentedBM25, english_stemmer, stemmed_words
+from qa.word_counts import LEGACY_TOKENS_FILE, WordCounts
 
 DEMO_CORPUS = Path(__file__).parent.parent / "corpus"
-QUERIES = ["grain trucks reached Kyiv", "the summit in Vilnius", "ottawa talks", "nothing matches zebra"]
+QUERIES = ["grain trucks reached Kyiv", "the summit in Vilnius", "ottawa talks", "nothing matches zebra",
+           "Kyiv Kyiv trucks"]
 
 
-def _scores(index: LexicalIndex) -> list[np.ndarray]:
-    return [index.scores(q) for q in QUERIES]
+def _words(texts: dict[int, str]) -> WordCounts:
+    return WordCounts.from_words(list(texts), stemmed_words(list(texts.values()), english_stemmer()))
 
 
-@pytest.fixture
-def tokenized(monkeypatch):
-    """Every text handed to the tokenizer, in order."""
-    seen: list[str] = []
-    words = lexical.stemmed_words
-
-    def counting(texts, stemmer):
-        seen.extend(texts)
-        return words(texts, stemmer)
-
-    monkeypatch.setattr(lexical, "stemmed_words", counting)
-    return seen
+def _demo_texts() -> list[str]:
+    texts = [path.read_text(encoding="utf-8") for path in sorted(DEMO_CORPUS.glob("*.txt"))]
+    return texts + ["To be or not to be.", "Kyiv, Kyiv and Kyiv again."]  # an item without words; repeats
 
 
-def test_reused_words_give_the_same_bm25_as_a_fresh_build(tokenized):
-    texts = {1: "Alpha talks opened in Ottawa.", 2: "Beta aid reached Kyiv by trucks.",
-             3: "Gamma summit met in Vilnius."}
-    first = LexicalIndex.build(list(texts.values()), list(texts))
-    # Commit two: item 2 deleted, item 3 replaced by new text under the same id, item 4 added.
-    after = {1: texts[1], 3: "Grain trucks reached Kyiv on Monday.", 4: "Delta summit ended in Vilnius."}
-    tokenized.clear()
-    incremental = LexicalIndex.build(list(after.values()), list(after), first.tokens, fresh={3, 4})
-    assert tokenized == [after[3], after[4]]  # item 1's words were reused
-    fresh = LexicalIndex.build(list(after.values()), list(after))
-    for mine, expected in zip(_scores(incremental), _scores(fresh)):
-        np.testing.assert_array_equal(mine, expected)
-    assert set(incremental.tokens.vocab) == set(fresh.tokens.vocab)  # deleted words are gone
+def _segmented(parts: list[dict[int, str]], live: set[int]) -> SegmentedBM25:
+    counts = [_words(part) for part in parts]
+    ids = np.array(sorted(live), dtype=np.int64)
+    rows = [np.array([int(np.searchsorted(ids, i)) if i in live else -1 for i in c.ids]) for c in counts]
+    return SegmentedBM25(counts, rows, ids)
 
 
-def test_an_id_not_named_fresh_keeps_its_saved_words():
-    first = LexicalIndex.build(["Alpha talks opened in Ottawa."], [7])
-    stale = LexicalIndex.build(["Completely different words"], [7], first.tokens)
-    assert stale.scores("ottawa")[0] > 0 and stale.scores("different")[0] == 0
+def test_segments_with_deleted_rows_score_as_one_index_over_the_live_items():
+    texts = dict(enumerate(_demo_texts(), start=1))
+    numbers = list(texts)
+    # Three segments, oldest first; some items deleted since their segment was written.
+    parts = [{i: texts[i] for i in numbers[:6]}, {i: texts[i] for i in numbers[6:10]},
+             {i: texts[i] for i in numbers[10:]}]
+    live = set(numbers) - {2, 5, 7, numbers[-1]}
+    segmented = _segmented(parts, live)
+    whole = LexicalIndex.build([texts[i] for i in sorted(live)], sorted(live))
+    np.testing.assert_array_equal(segmented.ids, whole.ids)
+    for query in QUERIES:
+        np.testing.assert_allclose(segmented.scores(query), whole.scores(query), rtol=1e-6)
+    # The same items in other segments give the very same numbers: no score depends on the split.
+    again = _segmented([{i: texts[i] for i in numbers[:3]}, {i: texts[i] for i in numbers[3:]}], live)
+    for query in QUERIES:
+        np.testing.assert_array_equal(segmented.scores(query), again.scores(query))
+    mask = np.zeros(len(segmented.ids), dtype=np.float32)
+    mask[:3] = 1
+    assert not segmented.scores("Kyiv", mask)[3:].any()
 
 
 def test_items_of_stop_words_only_build_and_score_nothing():
     index = LexicalIndex.build(["To be or not to be.", "It is."], [1, 2])
     assert index.scores("to be")[0] == 0 and index.scores("zebra").tolist() == [0, 0]
+    segmented = _segmented([{1: "To be or not to be.", 2: "It is."}], {1, 2})
+    assert segmented.scores("to be").tolist() == [0, 0] and segmented.scores("zebra").tolist() == [0, 0]
 
 
-def test_saved_words_round_trip_and_a_damaged_file_is_ignored(tmp_path):
-    index = LexicalIndex.build(["Alpha talks opened in Ottawa.", "Beta aid reached Kyiv."], [1, 2])
-    index.save(tmp_path)
-    table = TokenTable.load(tmp_path)
-    assert table is not None
-    np.testing.assert_array_equal(table.ids, [1, 2])
-    for name in ("ids", "offsets", "word_ids", "vocab"):
-        np.testing.assert_array_equal(getattr(table, name), getattr(index.tokens, name))
-    replace(table, offsets=table.offsets[:-1]).save(tmp_path)
-    assert TokenTable.load(tmp_path) is None
-    (tmp_path / "tokens.npz").write_bytes(b"not a zip file")
-    assert TokenTable.load(tmp_path) is None
-    (tmp_path / "tokens.npz").unlink()
-    assert TokenTable.load(tmp_path) is None
+def test_merged_counts_are_those_of_the_kept_items_counted_afresh():
+    texts = {1: "Alpha talks opened in Ottawa.", 2: "Beta aid reached Kyiv by trucks.",
+             3: "Gamma summit met in Vilnius.", 4: "Grain trucks reached Kyiv on Monday."}
+    first, second = _words({1: texts[1], 2: texts[2]}), _words({3: texts[3], 4: texts[4]})
+    merged = WordCounts.merged([first, second], [np.array([True, False]), np.array([True, True])])
+    fresh = _words({i: texts[i] for i in (1, 3, 4)})
+    assert sorted(merged.vocab) == sorted(fresh.vocab)  # "beta" and "aid" went with item 2
+    np.testing.assert_array_equal(merged.ids, fresh.ids)
+    np.testing.assert_array_equal(merged.lengths, fresh.lengths)
+    for word in fresh.vocab:
+        m, f = merged.vocab.index(word), fresh.vocab.index(word)
+        for name in ("rows", "counts"):
+            np.testing.assert_array_equal(getattr(merged, name)[merged.starts[m]:merged.starts[m + 1]],
+                                          getattr(fresh, name)[fresh.starts[f]:fresh.starts[f + 1]])
 
 
-def test_the_matrix_built_over_arrays_is_bm25s_own(tmp_path):
-    """The commit builds BM25's matrix itself (qa/lexical.py); bm25s's loop must agree with it."""
-    texts = [path.read_text(encoding="utf-8") for path in sorted(DEMO_CORPUS.glob("*.txt"))]
-    texts += ["To be or not to be.", "Kyiv, Kyiv and Kyiv again."]  # an item without words; repeats
+def test_counts_round_trip_and_a_damaged_file_is_an_error(tmp_path):
+    counts = _words({1: "Alpha talks opened in Ottawa.", 2: "Beta aid reached Kyiv, Kyiv."})
+    counts.save(tmp_path / "words.npz")
+    again = WordCounts.load(tmp_path / "words.npz")
+    assert again.vocab == counts.vocab
+    for name in ("ids", "lengths", "starts", "rows", "counts"):
+        np.testing.assert_array_equal(getattr(again, name), getattr(counts, name))
+    data = dict(np.load(tmp_path / "words.npz"))
+    data["rows"] = data["rows"][:-1]
+    np.savez(tmp_path / "damaged.npz", **data)
+    with pytest.raises(ValueError):
+        WordCounts.load(tmp_path / "damaged.npz")
+
+
+def test_the_words_an_older_index_saved_are_read_and_a_damaged_file_is_ignored(tmp_path):
+    texts = {4: "Alpha talks opened in Ottawa.", 9: "Beta aid reached Kyiv, Kyiv."}
+    words = stemmed_words(list(texts.values()), english_stemmer())
+    vocab = sorted({w for item in words for w in item})
+    np.savez(tmp_path / LEGACY_TOKENS_FILE, ids=np.array(list(texts)),
+             offsets=np.cumsum([0] + [len(w) for w in words]),
+             word_ids=np.array([vocab.index(w) for item in words for w in item]), vocab=np.array(vocab))
+    legacy = WordCounts.load_legacy(tmp_path)
+    fresh = _words(texts)
+    np.testing.assert_array_equal(legacy.ids, fresh.ids)
+    for query in QUERIES:
+        np.testing.assert_array_equal(SegmentedBM25([legacy], [np.arange(2)], legacy.ids).scores(query),
+                                      SegmentedBM25([fresh], [np.arange(2)], fresh.ids).scores(query))
+    (tmp_path / LEGACY_TOKENS_FILE).write_bytes(b"not a zip file")
+    assert WordCounts.load_legacy(tmp_path) is None
+    (tmp_path / LEGACY_TOKENS_FILE).unlink()
+    assert WordCounts.load_legacy(tmp_path) is None
+
+
+def test_the_matrix_built_over_arrays_is_bm25s_own():
+    """BM25's matrix is built over arrays (qa/lexical.py); bm25s's own loop must agree with it."""
+    texts = _demo_texts()
     index = LexicalIndex.build(texts, list(range(100, 100 + len(texts))))
-    table = index.tokens
-    items = [piece.tolist() for piece in np.split(table.word_ids, table.offsets[1:-1])]
     reference = bm25s.BM25(k1=0.9, b=0.4)
-    reference.index((items, table.vocabulary()), show_progress=False)
-
-    mine = index._bm25.scores
-    np.testing.assert_array_equal(mine["indptr"], reference.scores["indptr"])
-    np.testing.assert_array_equal(mine["indices"], reference.scores["indices"])
-    np.testing.assert_allclose(mine["data"], reference.scores["data"], rtol=1e-6)
-    assert mine["num_docs"] == reference.scores["num_docs"] == len(texts)
-    assert index._bm25.vocab_dict == reference.vocab_dict
-    index.save(tmp_path)  # and bm25s reads it back as its own
-    again = LexicalIndex.load(tmp_path)
+    reference.index(bm25s.tokenize(texts, stopwords="en", stemmer=english_stemmer(), show_progress=False),
+                    show_progress=False)
     for query in QUERIES + ["Kyiv"]:
-        np.testing.assert_allclose(again.scores(query), reference.get_scores(index.tokenize_query(query) or [""]),
-                                   rtol=1e-6)
+        words = index.tokenize_query(query)
+        expected = reference.get_scores([w for w in words if w in reference.vocab_dict] or [""])
+        np.testing.assert_allclose(index.scores(query), expected, rtol=1e-6)
+    assert index._bm25.scores["num_docs"] == reference.scores["num_docs"] == len(texts)
 
 
 def test_building_logs_nothing_below_the_applications_level(caplog):

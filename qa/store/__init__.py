@@ -2,8 +2,11 @@
 
 - ``protocol``: the seam (``SearchBackend``, ``DocumentWriter``, ``Filters``, ``Candidates``),
 - ``generations``: the local index on disk and its writer (crash-safe generations),
+- ``rows``: its documents, chunks and sentences in SQLite, tagged with generations,
+- ``segments``: its vectors and word counts in immutable segments, and how they merge,
 - ``reader``: a committed generation opened for questions, the local ``SearchBackend``,
 - ``local_search``: how that reader gathers candidates,
+- ``segmented_vectors``: a generation's segments searched as one vector index,
 - ``vectors``: ``VectorIndex``, the one owner of FAISS.
 """
 

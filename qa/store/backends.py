@@ -4,7 +4,7 @@ questions and write to it. The pipeline and ``indexing`` ask this module, never 
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol, Sequence
 
@@ -58,12 +58,16 @@ class MilvusAddress:
 class LocalIndex:
     """The index in one folder (``generations``); it reads its pointer file on every call."""
     index_dir: Path
+    # The reader opened last: the next one borrows the segments the two generations share.
+    _opened: list = field(default_factory=list, compare=False, repr=False)
 
     def generation(self) -> int | None:
         return committed_generation(self.index_dir)
 
     def open(self, expect: IndexConfig | None = None) -> IndexReader:
-        return IndexReader.open(self.index_dir, expect)
+        reader = IndexReader.open(self.index_dir, expect, self._opened[0] if self._opened else None)
+        self._opened[:] = [reader]
+        return reader
 
     def writer(self, config: IndexConfig, *, rebuild: bool = False) -> IndexWriter:
         return IndexWriter(self.index_dir, config, rebuild=rebuild)

@@ -12,11 +12,21 @@ import numpy as np
 
 from ..documents import Document, parse_date
 from ..errors import IndexBusy, IndexCorrupt, IndexMissing, UnknownDocument
-from ..lexical import LexicalIndex, TokenTable
+from ..lexical import LexicalIndex, SegmentedBM25
 from . import local_search
-from .generations import CommittedIndex, IndexConfig, Manifest, check_compatible, committed_generation, generation_dir
+from .generations import (
+    SEGMENTED_FORMAT,
+    CommittedIndex,
+    IndexConfig,
+    Manifest,
+    check_compatible,
+    committed_generation,
+    generation_dir,
+)
 from .protocol import Candidates, Filters, Signal, StoredChunk
-from .vectors import VectorIndex
+from .rows import STORE, open_for_reading
+from .segmented_vectors import SegmentedVectors
+from .segments import SEGMENTS, Segment, legacy_segment
 
 # What a listing shows of each document; a full read adds its metadata and text.
 _HEADER_COLUMNS = "id, title, source, url, published"
@@ -26,28 +36,41 @@ class IndexReader(CommittedIndex):
     """A read-only view of one committed generation, safe to share between threads.
 
     The local ``SearchBackend``: its ``candidates`` are gathered by ``local_search``.
+    ``previous``, a reader of an earlier generation of the same index, lends the segments the
+    two share, so that opening the next generation reads only what changed.
     """
 
-    def __init__(self, directory: Path, manifest: Manifest):
-        self.directory = directory
+    def __init__(self, index_dir: Path, manifest: Manifest, previous: IndexReader | None = None):
+        self.index_dir = index_dir
+        self.directory = generation_dir(index_dir, manifest.generation)
         self.manifest = manifest
-        self.dense = VectorIndex.read(directory / "vectors.faiss")
-        self.sentences = VectorIndex.read(directory / "sentences.faiss")
-        self.lexical = LexicalIndex.load(directory / "bm25")
-        uri = f"file:{directory / 'store.sqlite'}?mode=ro&immutable=1"
-        self._db = sqlite3.connect(uri, uri=True, check_same_thread=False)
         self._db_lock = threading.Lock()
-        self._row_of_chunk = {int(cid): row for row, cid in enumerate(self.lexical.ids)}
+        if manifest.format_version >= SEGMENTED_FORMAT:
+            self._db = open_for_reading(index_dir / STORE, manifest.generation)
+            lent = {s.name: s for s in previous.segments} if previous is not None and \
+                previous.index_dir == index_dir else {}
+            self.segments = [lent.get(name) or Segment.load(index_dir / SEGMENTS / name)
+                             for name, _ in manifest.segments]
+        else:
+            self._db = sqlite3.connect(f"file:{self.directory / STORE}?mode=ro&immutable=1", uri=True,
+                                       check_same_thread=False)
+            self.segments = [legacy_segment(self.directory, self._db, "legacy")]
+        chunk_ids = np.array(self._query("SELECT id FROM chunks ORDER BY id"), dtype=np.int64).reshape(-1)
         owners = np.array(self._query("SELECT id, chunk_id FROM sentences ORDER BY id"),
                           dtype=np.int64).reshape(-1, 2)
         self.sentence_ids, self.sentence_chunk_ids = owners[:, 0], owners[:, 1]
-        if not (self.dense.size == len(self.lexical.ids) == manifest.chunks):
+        self.dense = SegmentedVectors([s.chunks for s in self.segments], chunk_ids)
+        self.sentences = SegmentedVectors([s.sentences for s in self.segments], self.sentence_ids)
+        self.lexical = _segmented_bm25(self.segments, chunk_ids)
+        self._row_of_chunk = {int(cid): row for row, cid in enumerate(self.lexical.ids)}
+        if not (self.dense.size == len(self.lexical.ids) == len(chunk_ids) == manifest.chunks):
             raise IndexCorrupt(
-                f"index at {directory} is inconsistent: {self.dense.size} vectors, "
-                f"{len(self.lexical.ids)} BM25 rows, manifest says {manifest.chunks} chunks")
+                f"index at {index_dir} is inconsistent: {self.dense.size} vectors, "
+                f"{len(self.lexical.ids)} BM25 rows, {len(chunk_ids)} chunk rows, manifest says "
+                f"{manifest.chunks} chunks")
         if not self.sentences.size == len(self.sentence_ids) == manifest.sentences:
             raise IndexCorrupt(
-                f"index at {directory} is inconsistent: {self.sentences.size} sentence vectors, "
+                f"index at {index_dir} is inconsistent: {self.sentences.size} sentence vectors, "
                 f"{len(self.sentence_ids)} sentence rows, manifest says {manifest.sentences}")
         # Both are in id order, so this maps each sentence (row of the sentence BM25) to its
         # chunk's BM25 row.
@@ -76,15 +99,14 @@ class IndexReader(CommittedIndex):
         with self._sentence_lexical_lock:
             if self._sentence_lexical is None:
                 # Sentences without the title: on SQuAD train articles the title only added noise here.
-                rows = self._query('SELECT s.id, substr(c.text, s.start + 1, s."end" - s.start) FROM sentences s '
-                                   "JOIN chunks c ON c.id = s.chunk_id ORDER BY s.id")
-                built = LexicalIndex.build([text for _, text in rows], [i for i, _ in rows])
-                built.tokens = None  # only a saved index needs its words, and this one is not saved
-                self._sentence_lexical = built
+                found = self._query('SELECT s.id, substr(c.text, s.start + 1, s."end" - s.start) FROM sentences s '
+                                    "JOIN chunks c ON c.id = s.chunk_id ORDER BY s.id")
+                self._sentence_lexical = LexicalIndex.build([text for _, text in found], [i for i, _ in found])
             return self._sentence_lexical
 
     @classmethod
-    def open(cls, index_dir: Path, expect: IndexConfig | None = None) -> IndexReader:
+    def open(cls, index_dir: Path, expect: IndexConfig | None = None,
+             previous: IndexReader | None = None) -> IndexReader:
         index_dir = Path(index_dir)
         # A writer may retire the generation between reading CURRENT and opening it: retry.
         for _attempt in range(5):
@@ -96,7 +118,7 @@ class IndexReader(CommittedIndex):
                 manifest = Manifest.read(directory / "manifest.json")
                 if expect is not None:
                     check_compatible(manifest, expect)
-                return cls(directory, manifest)
+                return cls(index_dir, manifest, previous)
             except FileNotFoundError:
                 if committed_generation(index_dir) == generation:
                     raise IndexCorrupt(f"committed generation {directory} is incomplete") from None
@@ -206,9 +228,6 @@ class IndexReader(CommittedIndex):
             problems.append("sentences belong to no chunk")
         if lexical_ids != chunk_ids:
             problems.append(f"{len(lexical_ids ^ chunk_ids)} chunk ids differ between BM25 and SQLite")
-        words = TokenTable.load(self.directory / "bm25")  # absent in older indexes; the next commit adds it
-        if words is not None and not np.array_equal(words.ids, self.lexical.ids):
-            problems.append("the saved words in bm25 are not those of its rows")
         if (len(chunk_ids), documents, len(self.sentence_ids)) != (
                 self.manifest.chunks, self.manifest.documents, self.manifest.sentences):
             problems.append("counts differ from the manifest")
@@ -218,9 +237,25 @@ class IndexReader(CommittedIndex):
             raise IndexCorrupt(f"index at {self.directory}: " + "; ".join(problems))
 
     def size_on_disk(self) -> int:
-        return sum(p.stat().st_size for p in self.directory.rglob("*") if p.is_file())
+        """Bytes of what this generation reads: its folder, the database and its segments."""
+        if self.manifest.format_version < SEGMENTED_FORMAT:
+            paths = [self.directory]
+        else:
+            paths = [self.directory, *(self.index_dir / SEGMENTS / name for name, _ in self.manifest.segments),
+                     *self.index_dir.glob(f"{STORE}*")]
+        return sum(f.stat().st_size for p in paths for f in ([p] if p.is_file() else p.rglob("*")) if f.is_file())
 
 
+def _segmented_bm25(segments: Sequence[Segment], chunk_ids: np.ndarray) -> SegmentedBM25:
+    """BM25 over the live chunks of ``segments`` (``chunk_ids``, sorted), in chunk id order."""
+    found = np.sort(np.concatenate([s.words.ids[np.isin(s.words.ids, chunk_ids)] for s in segments]
+                                   or [np.zeros(0, np.int64)]))
+    live_rows = []
+    for segment in segments:
+        at = np.minimum(np.searchsorted(found, segment.words.ids), max(len(found) - 1, 0))
+        live = (found[at] == segment.words.ids) if len(found) else np.zeros(len(segment.words.ids), bool)
+        live_rows.append(np.where(live, at, -1))
+    return SegmentedBM25([s.words for s in segments], live_rows, found)
 
 def _document_filter(*, sources: Sequence[str] = (), doc_ids: Sequence[str] = (),
                      since: str | None = None, until: str | None = None) -> tuple[str, list]:

@@ -98,6 +98,14 @@ class VectorIndex:
         self._index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32),
                                  np.asarray(ids, dtype=np.int64))
 
+    def add_live_of(self, other: VectorIndex, live: np.ndarray) -> None:
+        """Add the vectors of ``other`` whose ids are in ``live``, in their order there."""
+        ids = other.ids()
+        rows = np.flatnonzero(np.isin(ids, live))
+        for start in range(0, len(rows), _ADD_BATCH):
+            batch = rows[start:start + _ADD_BATCH]
+            self.add(other._index.index.reconstruct_batch(batch), ids[batch])
+
     def remove(self, ids: np.ndarray) -> None:
         ids = np.asarray(ids, dtype=np.int64)
         self.wait_for_approximate()  # a build under way would bring the removed vectors back
@@ -109,18 +117,25 @@ class VectorIndex:
         return self._index.reconstruct(int(vector_id))
 
     def search(self, query: np.ndarray, n: int, allowed: np.ndarray | None = None,
-               *, exact: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        """(scores, ids) of the ``n`` nearest vectors, best first, only among ``allowed`` ids when given.
+               excluded: np.ndarray | None = None, *, exact: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, ids) of the ``n`` nearest vectors, best first: only among ``allowed`` ids when
+        given, else among all but the ``excluded`` ones.
 
         Approximate when the approximate index is ready, unless ``exact`` or ``allowed`` is given:
         a filter may leave few candidates in the lists an IVF search visits.
         """
         faiss = _faiss()
-        index, params = self._index, None
+        index, params, kept = self._index, None, None
         if allowed is not None:
-            params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64)))
-        elif not exact and self._approximate is not None:
+            kept = faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64))
+        elif excluded is not None and len(excluded):
+            left_out = faiss.IDSelectorBatch(np.asarray(excluded, dtype=np.int64))
+            kept = faiss.IDSelectorNot(left_out)  # which holds no reference to ``left_out``: kept here
+        if allowed is None and not exact and self._approximate is not None:
             index = self._approximate
+            params = faiss.SearchParametersIVF(sel=kept, nprobe=index.nprobe) if kept is not None else None
+        elif kept is not None:
+            params = faiss.SearchParameters(sel=kept)
         query = np.ascontiguousarray(query, dtype=np.float32).reshape(1, -1)
         scores, ids = index.search(query, min(n, max(self.size, 1)), params=params)
         keep = ids[0] >= 0
