@@ -87,7 +87,9 @@ def write_documents(documents: Sequence[Document], settings: Settings, embedder:
     report = report or IndexReport()
     clock = _Clock(report.seconds)
     with location(settings).writer(index_config(settings, embedder), rebuild=rebuild) as writer:
-        known = writer.document_hashes()
+        # Only a write that removes what it was not given needs every stored document's hash.
+        known = writer.document_hashes(None if remove_missing else
+                                       [d.id for d in documents] + list(delete_ids))
         changed = [d for d in documents if known.get(d.id) != d.content_hash]
         report.added = sum(1 for d in changed if d.id not in known)
         report.updated = len(changed) - report.added

@@ -345,8 +345,8 @@ class IndexWriter:
         for table, column in (("chunks", "next_chunk_id"), ("sentences", "next_sentence_id")):
             setattr(self, column, (self.db.execute(f"SELECT MAX(id) FROM {table}").fetchone()[0] or 0) + 1)
 
-    def document_hashes(self) -> dict[str, str]:
-        return rows.document_hashes(self.db)
+    def document_hashes(self, doc_ids: Sequence[str] | None = None) -> dict[str, str]:
+        return rows.document_hashes(self.db, doc_ids)
 
     @_reports_disk_errors
     def delete(self, doc_ids: Sequence[str]) -> None:

@@ -120,8 +120,9 @@ class SearchBackend(Protocol):
 class DocumentWriter(Protocol):
     """The write side: documents upserted and deleted whole; nothing is visible before ``commit``."""
 
-    def document_hashes(self) -> dict[str, str]:
-        """Document id -> ``Document.content_hash`` of what is stored."""
+    def document_hashes(self, doc_ids: Sequence[str] | None = None) -> dict[str, str]:
+        """Document id -> ``Document.content_hash`` of what is stored: of ``doc_ids`` when given
+        (a write of a few documents to a large index asks for theirs alone), else of all."""
 
     def upsert(self, item: IndexedDocument) -> None: ...
 

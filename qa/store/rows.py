@@ -13,9 +13,11 @@ from __future__ import annotations
 import os
 import sqlite3
 from pathlib import Path
+from typing import Sequence
 
 STORE = "store.sqlite"
 TABLES = ("documents", "chunks", "sentences")
+_PARAMETERS = 500  # ids per query, well under SQLite's limit on bound parameters
 
 SCHEMA = """
 CREATE TABLE documents (
@@ -141,9 +143,18 @@ def live_ids(db: sqlite3.Connection, table: str, from_id: int) -> list[int]:
         f"SELECT id FROM {table} WHERE removed IS NULL AND id >= ? ORDER BY id", (from_id,))]
 
 
-def document_hashes(db: sqlite3.Connection) -> dict[str, str]:
-    """{id: content hash} of the documents not removed (as the writer's transaction has them)."""
-    return dict(db.execute("SELECT id, content_hash FROM documents WHERE removed IS NULL").fetchall())
+def document_hashes(db: sqlite3.Connection, doc_ids: Sequence[str] | None = None) -> dict[str, str]:
+    """{id: content hash} of the documents not removed (as the writer's transaction has them),
+    of ``doc_ids`` alone when given."""
+    if doc_ids is None:
+        return dict(db.execute("SELECT id, content_hash FROM documents WHERE removed IS NULL").fetchall())
+    found: dict[str, str] = {}
+    ids = list(dict.fromkeys(doc_ids))
+    for start in range(0, len(ids), _PARAMETERS):
+        batch = ids[start:start + _PARAMETERS]
+        found.update(db.execute(f"SELECT id, content_hash FROM documents WHERE removed IS NULL AND id IN "
+                                f"({','.join('?' * len(batch))})", batch).fetchall())
+    return found
 
 
 def import_legacy(db: sqlite3.Connection, legacy: Path, generation: int) -> None:

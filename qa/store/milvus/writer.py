@@ -103,12 +103,13 @@ class MilvusWriter:
         if committed.garbage:
             self._committed = self._collect(committed)
 
-    def document_hashes(self) -> dict[str, str]:
+    def document_hashes(self, doc_ids: Sequence[str] | None = None) -> dict[str, str]:
         stored = {} if self.rebuild or self._committed is None else MilvusBackend(
             self.milvus, self.names, self._committed).document_hashes()
         for doc_id in self._deletes:
             stored.pop(doc_id, None)
-        return stored | {doc_id: item.document.content_hash for doc_id, item in self._upserts.items()}
+        stored |= {doc_id: item.document.content_hash for doc_id, item in self._upserts.items()}
+        return stored if doc_ids is None else {i: stored[i] for i in doc_ids if i in stored}
 
     def delete(self, doc_ids: Sequence[str]) -> None:
         for doc_id in doc_ids:
