@@ -137,11 +137,15 @@ class SegmentedBM25:
 
     def __init__(self, parts: Sequence[WordCounts], live_rows: Sequence[np.ndarray], ids: np.ndarray):
         self.ids = ids  # the live items' ids, in row order
-        live_rows = [np.asarray(rows, dtype=np.int64) for rows in live_rows]
-        self._parts = [(part, part.vocabulary(), rows) for part, rows in zip(parts, live_rows)]
+        self._parts = []
         lengths = np.zeros(len(ids), dtype=np.int64)
         for part, rows in zip(parts, live_rows):
+            rows = np.asarray(rows, dtype=np.int64)
             lengths[rows[rows >= 0]] = part.lengths[rows >= 0]
+            # A part none of whose items were deleted holds consecutive live rows: an offset is
+            # all it needs, and its words' rows need neither a lookup nor a filter.
+            whole = len(rows) > 0 and rows[0] >= 0 and np.array_equal(rows, rows[0] + np.arange(len(rows)))
+            self._parts.append((part, part.vocabulary(), int(rows[0]) if whole else rows))
         self._norms = length_norms(lengths, mean_length(lengths))
         self._stem = english_stemmer()
 
@@ -166,6 +170,10 @@ class SegmentedBM25:
             if w is None:
                 continue
             entries = slice(part.starts[w], part.starts[w + 1])
+            if isinstance(live_rows, int):
+                rows.append(part.rows[entries] + live_rows)
+                counts.append(part.counts[entries])
+                continue
             mapped = live_rows[part.rows[entries]]
             alive = mapped >= 0
             rows.append(mapped[alive])

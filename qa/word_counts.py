@@ -7,6 +7,7 @@ Row ``r`` is the item whose id is ``ids[r]``, ``lengths[r]`` words long.
 
 from __future__ import annotations
 
+import functools
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,8 +78,13 @@ class WordCounts:
                    vocab_list, _starts(renumber[word], len(vocab_list)), row.astype(np.int32),
                    (np.concatenate(counts)[order] if counts else np.zeros(0)).astype(np.int32))
 
-    def vocabulary(self) -> dict[str, int]:
+    @functools.cached_property
+    def _word_numbers(self) -> dict[str, int]:
         return {w: i for i, w in enumerate(self.vocab)}
+
+    def vocabulary(self) -> dict[str, int]:
+        """Word -> its number; built once, as a segment's counts serve one reader after another."""
+        return self._word_numbers
 
     def save(self, path: Path) -> None:
         with open(path, "wb") as handle:

@@ -83,8 +83,10 @@ def open_for_reading(path: Path, generation: int) -> sqlite3.Connection:
     except sqlite3.OperationalError:  # a folder this user may not write to: the same holds
         db = _read_only(path, "mode=ro&immutable=1")
     for table in TABLES:
+        # "+added": nearly every row passes this test, so the index on ``added`` would only
+        # stand in the way of the ones a query names (as a listing's order by date).
         db.execute(f"CREATE TEMP VIEW {table} AS SELECT {COLUMNS[table]} FROM main.{table} "
-                   f"WHERE added <= {int(generation)} AND (removed IS NULL OR removed > {int(generation)})")
+                   f"WHERE +added <= {int(generation)} AND (removed IS NULL OR removed > {int(generation)})")
     return db
 
 
@@ -121,12 +123,14 @@ def remove_document(db: sqlite3.Connection, doc_id: str, generation: int) -> tup
     sentence_ids = [r[0] for r in db.execute(
         "SELECT s.id FROM sentences s JOIN chunks c ON c.id = s.chunk_id "
         "WHERE c.doc_id = ? AND c.removed IS NULL AND s.removed IS NULL", (doc_id,))]
-    db.execute("DELETE FROM sentences WHERE added = ? AND chunk_id IN "
-               "(SELECT id FROM chunks WHERE doc_id = ? AND added = ?)", (generation, doc_id, generation))
+    # "+added": found by the document, never by the index on ``added``, where a large first
+    # commit has every row under the one generation it writes.
+    db.execute("DELETE FROM sentences WHERE +added = ? AND chunk_id IN "
+               "(SELECT id FROM chunks WHERE doc_id = ? AND +added = ?)", (generation, doc_id, generation))
     db.execute("UPDATE sentences SET removed = ? WHERE removed IS NULL AND chunk_id IN "
                "(SELECT id FROM chunks WHERE doc_id = ? AND removed IS NULL)", (generation, doc_id))
     for table, key in (("chunks", "doc_id"), ("documents", "id")):
-        db.execute(f"DELETE FROM {table} WHERE {key} = ? AND added = ?", (doc_id, generation))
+        db.execute(f"DELETE FROM {table} WHERE {key} = ? AND +added = ?", (doc_id, generation))
         db.execute(f"UPDATE {table} SET removed = ? WHERE {key} = ? AND removed IS NULL", (generation, doc_id))
     return documents, chunk_ids, sentence_ids
 
