@@ -183,3 +183,24 @@ def test_a_reader_of_a_large_index_searches_approximately_with_the_same_hits(syn
     assert [h.chunk.id for h in hits] == [h.chunk.id for h in expected]
     exhaustive.close()
     reader.close()
+
+
+def test_a_very_large_index_scores_the_sentences_of_the_other_signals_candidates(synthetic_index, monkeypatch):
+    from qa.store import local_search
+
+    question = scale.SyntheticCorpus().question(3)
+    reader = IndexReader.open(synthetic_index)
+    searched = reader.candidates(question.text, question.vector, 20, Filters(), ("dense", "sentence", "lexical"))
+    monkeypatch.setattr(local_search, "RESCORE_SENTENCES_FROM", 0)
+    found = reader.candidates(question.text, question.vector, 20, Filters(), ("dense", "sentence", "lexical"))
+    others = reader.candidates(question.text, question.vector, 20, Filters(), ("dense", "lexical"))
+    assert found.chunk_ids == others.chunk_ids  # the sentence signal brings no chunk of its own
+    for k, chunk_id in enumerate(found.chunk_ids):
+        assert found.scores["sentence"][k] == pytest.approx(_best_sentence(reader, chunk_id, question.vector),
+                                                            abs=1e-5)
+    # Where both have it, a chunk's sentence score is the one the search over all sentences gave.
+    best = int(np.argmax(searched.scores["sentence"]))
+    if searched.chunk_ids[best] in found.chunk_ids:
+        assert found.scores["sentence"][found.chunk_ids.index(searched.chunk_ids[best])] == pytest.approx(
+            searched.scores["sentence"][best], abs=1e-5)
+    reader.close()

@@ -8,6 +8,11 @@ import numpy as np
 
 from .protocol import Candidates, Filters, Signal
 
+# From this many sentence vectors on, the sentence signal scores the candidates the other
+# signals found, from their own sentences, instead of searching every sentence: at a million
+# chunks that search was most of a question's time. Chosen on SQuAD (docs/scaling.md).
+RESCORE_SENTENCES_FROM = 2_000_000
+
 if TYPE_CHECKING:
     from .reader import IndexReader
 
@@ -29,7 +34,8 @@ def candidates(index: IndexReader, question: str, query: np.ndarray | None, n: i
     dense_top = _dense_top(index, query, allowed, n) if "dense" in signals else {}
     lexical_top = _top_of(index, lexical, n) if lexical is not None else {}
     # Several sentences of one chunk may rank high: look deeper to reach ``n`` chunks.
-    sentence_top = _sentence_top(index, query, allowed, 4 * n) if "sentence" in signals else {}
+    searched = "sentence" in signals and index.sentences.size < RESCORE_SENTENCES_FROM
+    sentence_top = _sentence_top(index, query, allowed, 4 * n) if searched else {}
     sentence_lexical_top = _top_of(index, sentence_lexical, n) if sentence_lexical is not None else {}
     chunk_ids = list(dict.fromkeys([*dense_top, *lexical_top, *list(sentence_top)[:n], *sentence_lexical_top]))
 
@@ -38,7 +44,9 @@ def candidates(index: IndexReader, question: str, query: np.ndarray | None, n: i
     if "dense" in signals:
         scores["dense"] = np.array([dense_top[i] if i in dense_top else float(index.dense.vector(i) @ query)
                                     for i in chunk_ids], dtype=np.float64)
-    if "sentence" in signals:
+    if "sentence" in signals and not searched:
+        scores["sentence"] = _best_sentences(index, query, chunk_ids)
+    elif "sentence" in signals:
         last = min(sentence_top.values(), default=0.0)
         scores["sentence"] = np.array([sentence_top.get(i, last) for i in chunk_ids], dtype=np.float64)
     if lexical is not None:
@@ -88,6 +96,14 @@ def _sentence_top(index: IndexReader, query: np.ndarray, allowed: np.ndarray | N
     for chunk_id, score in zip(index.chunk_of_sentences(ids).tolist(), scores.tolist()):
         best.setdefault(chunk_id, score)  # FAISS returns the best first
     return best
+
+
+def _best_sentences(index: IndexReader, query: np.ndarray, chunk_ids: Sequence[int]) -> np.ndarray:
+    """Each chunk's best sentence score, computed from its own sentences' vectors."""
+    sentence_ids, owner = index.sentences_of(chunk_ids)
+    best = np.full(len(chunk_ids), -np.inf)
+    np.maximum.at(best, owner, index.sentences.vectors(sentence_ids) @ query)
+    return np.where(np.isfinite(best), best, 0.0)
 
 
 def _top_of(index: IndexReader, scores: np.ndarray, n: int) -> dict[int, float]:

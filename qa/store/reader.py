@@ -59,6 +59,8 @@ class IndexReader(CommittedIndex):
         owners = np.array(self._query("SELECT id, chunk_id FROM sentences ORDER BY id"),
                           dtype=np.int64).reshape(-1, 2)
         self.sentence_ids, self.sentence_chunk_ids = owners[:, 0], owners[:, 1]
+        self._by_chunk = np.argsort(self.sentence_chunk_ids, kind="stable")  # sentences in chunk order
+        self._chunk_by_chunk = self.sentence_chunk_ids[self._by_chunk]
         self.dense = SegmentedVectors([s.chunks for s in self.segments], chunk_ids)
         self.sentences = SegmentedVectors([s.sentences for s in self.segments], self.sentence_ids)
         self.lexical = _segmented_bm25(self.segments, chunk_ids)
@@ -202,6 +204,14 @@ class IndexReader(CommittedIndex):
 
     def sentence_ids_of_chunks(self, chunk_ids: np.ndarray) -> np.ndarray:
         return self.sentence_ids[np.isin(self.sentence_chunk_ids, chunk_ids)]
+
+    def sentences_of(self, chunk_ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """(sentence ids, the position in ``chunk_ids`` of each one's chunk), found without a scan."""
+        wanted = np.asarray(chunk_ids, dtype=np.int64)
+        starts = np.searchsorted(self._chunk_by_chunk, wanted, "left")
+        ends = np.searchsorted(self._chunk_by_chunk, wanted, "right")
+        places = np.concatenate([np.arange(a, b) for a, b in zip(starts, ends)] or [np.zeros(0, np.int64)])
+        return self.sentence_ids[self._by_chunk[places]], np.repeat(np.arange(len(wanted)), ends - starts)
 
     def document_hashes(self) -> dict[str, str]:
         return dict(self._query("SELECT id, content_hash FROM documents"))

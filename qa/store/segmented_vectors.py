@@ -19,16 +19,18 @@ class SegmentedVectors:
     def __init__(self, parts: Sequence[VectorIndex], live: np.ndarray):
         self.parts = list(parts)
         self._excluded = []
-        owner_ids, owners = [], []
+        owner_ids, owners, positions = [np.zeros(0, np.int64)], [np.zeros(0, np.int32)], [np.zeros(0, np.int64)]
         for number, part in enumerate(self.parts):
             ids = part.ids()
             self._excluded.append(ids[~np.isin(ids, live)])
             owner_ids.append(ids)
             owners.append(np.full(len(ids), number, dtype=np.int32))
-        all_ids = np.concatenate(owner_ids) if owner_ids else np.zeros(0, np.int64)
+            positions.append(np.arange(len(ids), dtype=np.int64))
+        all_ids = np.concatenate(owner_ids)
         order = np.argsort(all_ids, kind="stable")
         self._sorted_ids = all_ids[order]
-        self._owner = (np.concatenate(owners) if owners else np.zeros(0, np.int32))[order]
+        self._owner = np.concatenate(owners)[order]
+        self._position = np.concatenate(positions)[order]  # where each id is stored in its segment
         self._found = self._sorted_ids[np.isin(self._sorted_ids, live)]  # the live ids that have a vector
 
     @property
@@ -54,6 +56,16 @@ class SegmentedVectors:
         if at == len(self._sorted_ids) or self._sorted_ids[at] != vector_id:
             raise KeyError(f"no vector with id {vector_id}")
         return self.parts[self._owner[at]].vector(vector_id)
+
+    def vectors(self, vector_ids: np.ndarray) -> np.ndarray:
+        """The vectors of ``vector_ids`` (all stored), as float32 rows in that order."""
+        at = np.searchsorted(self._sorted_ids, vector_ids)
+        found = np.zeros((len(vector_ids), self.dimension), dtype=np.float32)
+        for number, part in enumerate(self.parts):
+            mine = np.flatnonzero(self._owner[at] == number)
+            if len(mine):
+                found[mine] = part.vectors_at(self._position[at[mine]])
+        return found
 
     def search(self, query: np.ndarray, n: int, allowed: np.ndarray | None = None,
                *, exact: bool = False) -> tuple[np.ndarray, np.ndarray]:

@@ -116,6 +116,10 @@ class VectorIndex:
     def vector(self, vector_id: int) -> np.ndarray:
         return self._index.reconstruct(int(vector_id))
 
+    def vectors_at(self, positions: np.ndarray) -> np.ndarray:
+        """The vectors stored at ``positions`` (the order of ``ids()``), as float32 rows."""
+        return self._index.index.reconstruct_batch(np.asarray(positions, dtype=np.int64))
+
     def search(self, query: np.ndarray, n: int, allowed: np.ndarray | None = None,
                excluded: np.ndarray | None = None, *, exact: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """(scores, ids) of the ``n`` nearest vectors, best first: only among ``allowed`` ids when
