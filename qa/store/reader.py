@@ -80,7 +80,8 @@ class IndexReader(CommittedIndex):
         self._sentence_lexical: LexicalIndex | None = None
         self._sentence_lexical_lock = threading.Lock()
         self.dense.start_approximate()
-        self.sentences.start_approximate()
+        if self.sentences.size < local_search.RESCORE_SENTENCES_FROM:  # else never searched whole
+            self.sentences.start_approximate()
 
     def candidates(self, question: str, query: np.ndarray | None, n: int, filters: Filters,
                    signals: Sequence[Signal]) -> Candidates:
