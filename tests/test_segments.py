@@ -139,3 +139,25 @@ def test_a_damaged_segment_is_a_corrupt_index(tmp_path, damage):
         words.write_bytes(words.read_bytes()[:100])
     with pytest.raises(IndexCorrupt):
         IndexReader.open(tmp_path)
+
+
+def test_the_next_reader_borrows_the_segments_it_shares_and_only_those(tmp_path):
+    import shutil
+
+    corpus = SyntheticCorpus()
+    _commit(tmp_path / "index", [corpus.document(n) for n in range(6)])
+    first = IndexReader.open(tmp_path / "index")
+    _commit(tmp_path / "index", [corpus.document(6)])
+    second = IndexReader.open(tmp_path / "index", previous=first)
+    assert second.segments[0] is first.segments[0] and len(second.segments) == 2
+    # The same folder made anew holds segments of the same names and other contents.
+    shutil.rmtree(tmp_path / "index")
+    _commit(tmp_path / "index", [corpus.document(n) for n in range(10, 16)])
+    _commit(tmp_path / "index", [corpus.document(16)])
+    third = IndexReader.open(tmp_path / "index", previous=second)
+    assert [s.name for s in third.segments] == [s.name for s in second.segments]
+    assert not {id(s) for s in third.segments} & {id(s) for s in second.segments}
+    third.verify()
+    assert sorted(third.document_hashes()) == [f"doc-{n:07d}" for n in range(10, 17)]
+    for reader in (first, second, third):
+        reader.close()

@@ -357,6 +357,7 @@ def run(sizes: Sequence[int] = DEFAULT_SIZES, *, writes: int = 5, questions: int
             results.append(bench_size(size, target, writes=writes, questions=questions, settings=settings))
     print_results(results)
     write_json(out, {"machine": f"{platform.machine()}, {os.cpu_count()} CPUs", "dimension": DIMENSION,
-                     "backend": backend, "approximate_from": APPROXIMATE_FROM, "rescore_sentences_from": RESCORE_SENTENCES_FROM, "sizes": results})
+                     "backend": backend, "approximate_from": APPROXIMATE_FROM,
+                     "rescore_sentences_from": RESCORE_SENTENCES_FROM, "sizes": results})
     plot(results, plot_path)
     return results

@@ -26,7 +26,7 @@ from .generations import (
 from .protocol import Candidates, Filters, Signal, StoredChunk
 from .rows import STORE, open_for_reading
 from .segmented_vectors import SegmentedVectors
-from .segments import SEGMENTS, Segment, legacy_segment
+from .segments import SEGMENTS, Segment, folder_identity, legacy_segment
 
 # What a listing shows of each document; a full read adds its metadata and text.
 _HEADER_COLUMNS = "id, title, source, url, published"
@@ -47,10 +47,9 @@ class IndexReader(CommittedIndex):
         self._db_lock = threading.Lock()
         if manifest.format_version >= SEGMENTED_FORMAT:
             self._db = open_for_reading(index_dir / STORE, manifest.generation)
-            lent = {s.name: s for s in previous.segments} if previous is not None and \
-                previous.index_dir == index_dir else {}
-            self.segments = [lent.get(name) or Segment.load(index_dir / SEGMENTS / name)
-                             for name, _ in manifest.segments]
+            lent = {s.name: s for s in previous.segments} if previous is not None else {}
+            self.segments = [_borrowed(lent.get(name), index_dir / SEGMENTS / name) or
+                             Segment.load(index_dir / SEGMENTS / name) for name, _ in manifest.segments]
         else:
             self._db = sqlite3.connect(f"file:{self.directory / STORE}?mode=ro&immutable=1", uri=True,
                                        check_same_thread=False)
@@ -255,6 +254,11 @@ class IndexReader(CommittedIndex):
             paths = [self.directory, *(self.index_dir / SEGMENTS / name for name, _ in self.manifest.segments),
                      *self.index_dir.glob(f"{STORE}*")]
         return sum(f.stat().st_size for p in paths for f in ([p] if p.is_file() else p.rglob("*")) if f.is_file())
+
+
+def _borrowed(segment: Segment | None, directory: Path) -> Segment | None:
+    """``segment`` if it was read from ``directory`` as it is now, else None."""
+    return segment if segment is not None and segment.identity == folder_identity(directory) else None
 
 
 def _segmented_bm25(segments: Sequence[Segment], chunk_ids: np.ndarray) -> SegmentedBM25:

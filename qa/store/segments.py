@@ -37,6 +37,7 @@ class Segment:
     chunks: VectorIndex
     sentences: VectorIndex
     words: WordCounts
+    identity: tuple = ()  # of the folder it was read from (``folder_identity``)
 
     @property
     def rows(self) -> int:
@@ -44,8 +45,9 @@ class Segment:
 
     @classmethod
     def load(cls, directory: Path) -> Segment:
+        identity = folder_identity(directory)
         return cls(directory.name, VectorIndex.read(directory / _CHUNKS), VectorIndex.read(directory / _SENTENCES),
-                   WordCounts.load(directory / _WORDS))
+                   WordCounts.load(directory / _WORDS), identity)
 
     def write(self, segments_dir: Path) -> Path:
         """Write under ``segments_dir`` (through a ``.tmp`` folder, renamed when whole); the caller fsyncs."""
@@ -59,6 +61,12 @@ class Segment:
         self.words.save(staging / _WORDS)
         staging.rename(final)
         return final
+
+
+def folder_identity(directory: Path) -> tuple:
+    """Which folder this is: a segment of the same name in an index made anew is another one."""
+    status = directory.stat()
+    return status.st_dev, status.st_ino, status.st_mtime_ns
 
 
 def segment_name(number: int) -> str:
