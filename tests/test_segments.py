@@ -161,3 +161,20 @@ def test_the_next_reader_borrows_the_segments_it_shares_and_only_those(tmp_path)
     assert sorted(third.document_hashes()) == [f"doc-{n:07d}" for n in range(10, 17)]
     for reader in (first, second, third):
         reader.close()
+
+
+def test_the_sentences_of_chunks_are_those_a_scan_finds(tmp_path):
+    corpus = SyntheticCorpus()
+    for n in range(0, 12, 3):  # several segments, one document replaced
+        _commit(tmp_path, [corpus.document(m) for m in range(n, n + 3)])
+    _commit(tmp_path, [corpus.document(50, doc_id="doc-0000004")])
+    reader = IndexReader.open(tmp_path)
+    chunk_ids = reader.chunk_ids_matching()[::-2]  # any order, some left out
+    sentence_ids, owner = reader.sentences_of(chunk_ids)
+    for k, chunk_id in enumerate(chunk_ids):
+        expected = reader.sentence_ids[reader.sentence_chunk_ids == chunk_id]
+        assert sorted(sentence_ids[owner == k].tolist()) == sorted(expected.tolist()) and len(expected)
+    vectors = reader.sentences.vectors(sentence_ids)
+    for sentence_id, vector in zip(sentence_ids[:20], vectors[:20]):
+        np.testing.assert_array_equal(vector, reader.sentences.vector(int(sentence_id)))
+    reader.close()

@@ -203,15 +203,16 @@ class IndexReader(CommittedIndex):
         return self.sentence_chunk_ids[np.searchsorted(self.sentence_ids, sentence_ids)]
 
     def sentence_ids_of_chunks(self, chunk_ids: np.ndarray) -> np.ndarray:
-        return self.sentence_ids[np.isin(self.sentence_chunk_ids, chunk_ids)]
+        return np.sort(self.sentences_of(chunk_ids)[0])
 
     def sentences_of(self, chunk_ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         """(sentence ids, the position in ``chunk_ids`` of each one's chunk), found without a scan."""
         wanted = np.asarray(chunk_ids, dtype=np.int64)
         starts = np.searchsorted(self._chunk_by_chunk, wanted, "left")
-        ends = np.searchsorted(self._chunk_by_chunk, wanted, "right")
-        places = np.concatenate([np.arange(a, b) for a, b in zip(starts, ends)] or [np.zeros(0, np.int64)])
-        return self.sentence_ids[self._by_chunk[places]], np.repeat(np.arange(len(wanted)), ends - starts)
+        counts = np.searchsorted(self._chunk_by_chunk, wanted, "right") - starts
+        # Each chunk's run of places in chunk order, one run after another.
+        places = np.arange(counts.sum()) + np.repeat(starts - (np.cumsum(counts) - counts), counts)
+        return self.sentence_ids[self._by_chunk[places]], np.repeat(np.arange(len(wanted)), counts)
 
     def document_hashes(self) -> dict[str, str]:
         return dict(self._query("SELECT id, content_hash FROM documents"))
