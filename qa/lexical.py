@@ -154,12 +154,15 @@ class SegmentedBM25:
 
     def scores(self, query: str, mask: np.ndarray | None = None) -> np.ndarray:
         """BM25 score of every live item (row order of ``ids``); masked rows score 0."""
-        scores = np.zeros(len(self.ids), dtype=np.float32)
+        rows, weights = [np.zeros(0, np.int64)], [np.zeros(0, np.float32)]
         for word in self.tokenize_query(query):  # a repeated word counts again, as in bm25s
-            rows, counts = self._postings(word)
-            if len(rows):
-                word_idf = idf(np.array(len(rows)), len(self.ids))
-                scores[rows] += bm25_weights(word_idf, counts, self._norms[rows])
+            found, counts = self._postings(word)
+            if len(found):
+                rows.append(found)
+                weights.append(bm25_weights(idf(np.array(len(found)), len(self.ids)), counts, self._norms[found]))
+        # One pass over every word's entries: adding word by word went over a million rows again each time.
+        scores = np.bincount(np.concatenate(rows), np.concatenate(weights), minlength=len(self.ids))
+        scores = scores.astype(np.float32)
         return scores if mask is None else scores * mask
 
     def _postings(self, word: str) -> tuple[np.ndarray, np.ndarray]:

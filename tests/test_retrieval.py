@@ -170,3 +170,6 @@ def test_the_best_bm25_rows_are_the_best_positive_scores_in_order(n):
     expected = positive[np.argsort(-scores[positive], kind="stable")][:n]
     assert _top_rows(scores, n).tolist() == expected.tolist()
     assert _top_rows(np.zeros(100, dtype=np.float32), n).tolist() == []
+    tied = rng.integers(0, 4, 10_000).astype(np.float32)  # most rows tie with the n-th best
+    positive = np.flatnonzero(tied > 0)
+    assert _top_rows(tied, n).tolist() == positive[np.argsort(-tied[positive], kind="stable")][:n].tolist()

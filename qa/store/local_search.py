@@ -118,5 +118,8 @@ def _top_rows(scores: np.ndarray, n: int) -> np.ndarray:
     # cheaper than partitioning every row of a large index.
     rows = np.flatnonzero(scores > 0)
     if len(rows) > n:
-        rows = rows[np.argpartition(-scores[rows], n - 1)[:n]]
-    return rows[np.argsort(-scores[rows], kind="stable")]
+        # The n-th best score, found without moving indices around (half the work of
+        # ``argpartition``); rows tied with it all stay until the sort below.
+        values = scores[rows]
+        rows = rows[values >= np.partition(values, len(values) - n)[len(values) - n]]
+    return rows[np.argsort(-scores[rows], kind="stable")][:n]
