@@ -96,6 +96,11 @@ def _bm25_class():
     return ArrayBM25
 
 
+def count_words(texts: Sequence[str], ids: Sequence[int]) -> WordCounts:
+    """The stemmed words of ``texts[i]`` counted as item ``ids[i]``'s."""
+    return WordCounts.from_words(ids, stemmed_words(texts, english_stemmer()))
+
+
 class LexicalIndex:
     """BM25 by bm25s over a fixed set of items; row ``i`` is the item whose id is ``ids[i]``."""
 
@@ -106,7 +111,7 @@ class LexicalIndex:
 
     @classmethod
     def build(cls, texts: Sequence[str], ids: Sequence[int]) -> LexicalIndex:
-        words = WordCounts.from_words(ids, stemmed_words(texts, english_stemmer()))
+        words = count_words(texts, ids)
         bm25 = _bm25_class()(k1=K1, b=B)
         if len(words.ids):
             # bm25s needs one word at least; items of stop words only ("To be or not to be") have none.

@@ -178,7 +178,7 @@ def _scores_by_document(reader: IndexReader, query: str) -> dict[str, float]:
 
 
 def test_a_commit_tokenizes_only_what_it_writes(tmp_path, settings, embedder, monkeypatch):
-    import qa.store.generations as generations
+    import qa.lexical as lexical
 
     corpus = tmp_path / "c"
     _write_corpus(corpus, {"a.txt": "Alpha talks opened in Ottawa.", "b.txt": "Beta aid reached Kyiv.",
@@ -187,8 +187,8 @@ def test_a_commit_tokenizes_only_what_it_writes(tmp_path, settings, embedder, mo
     (corpus / "c.txt").unlink()
     _write_corpus(corpus, {"d.txt": "Delta grain trucks crossed into Kyiv."})
     tokenized: list[str] = []
-    words = generations.stemmed_words
-    monkeypatch.setattr(generations, "stemmed_words",
+    words = lexical.stemmed_words
+    monkeypatch.setattr(lexical, "stemmed_words",
                         lambda texts, stemmer: tokenized.extend(texts) or words(texts, stemmer))
     index_corpus(corpus, settings, embedder)
     assert tokenized and all("Delta" in text for text in tokenized)

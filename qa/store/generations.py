@@ -36,8 +36,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import IndexBusy, IndexCorrupt, IndexFull, IndexMismatch, IndexReadOnly, IndexWriteFailed
-from ..lexical import english_stemmer, stemmed_words
-from ..word_counts import WordCounts
+from ..lexical import count_words
 from . import rows
 from .protocol import IndexedDocument, indexed_text
 from .segments import SEGMENTS, Segment, legacy_segment, merged, segment_name, to_merge
@@ -407,7 +406,7 @@ class IndexWriter:
         if not self._chunk_texts:
             return None
         ids = sorted(self._chunk_texts)
-        words = WordCounts.from_words(ids, stemmed_words([self._chunk_texts[i] for i in ids], english_stemmer()))
+        words = count_words([self._chunk_texts[i] for i in ids], ids)
         segment = Segment(segment_name(self.next_segment), self._chunks, self._sentences, words)
         self.next_segment += 1
         merging = to_merge([rows_ for _, rows_ in self.segments] + [segment.rows]) - 1

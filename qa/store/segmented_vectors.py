@@ -20,9 +20,11 @@ class SegmentedVectors:
         self.parts = list(parts)
         self._excluded = []
         owner_ids, owners, positions = [np.zeros(0, np.int64)], [np.zeros(0, np.int32)], [np.zeros(0, np.int64)]
+        alive = [np.zeros(0, bool)]
         for number, part in enumerate(self.parts):
             ids = part.ids()
-            self._excluded.append(ids[~np.isin(ids, live)])
+            alive.append(np.isin(ids, live))
+            self._excluded.append(ids[~alive[-1]])
             owner_ids.append(ids)
             owners.append(np.full(len(ids), number, dtype=np.int32))
             positions.append(np.arange(len(ids), dtype=np.int64))
@@ -31,7 +33,7 @@ class SegmentedVectors:
         self._sorted_ids = all_ids[order]
         self._owner = np.concatenate(owners)[order]
         self._position = np.concatenate(positions)[order]  # where each id is stored in its segment
-        self._found = self._sorted_ids[np.isin(self._sorted_ids, live)]  # the live ids that have a vector
+        self._found = self._sorted_ids[np.concatenate(alive)[order]]  # the live ids that have a vector
 
     @property
     def size(self) -> int:

@@ -18,7 +18,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..lexical import english_stemmer, stemmed_words
+from ..lexical import count_words
 from ..word_counts import WordCounts
 from .protocol import indexed_text
 from .vectors import VectorIndex
@@ -100,7 +100,6 @@ def legacy_segment(directory: Path, db: sqlite3.Connection, name: str) -> Segmen
     if words is None:  # format 3 saved no words: they are counted again from the chunks
         found = db.execute("SELECT c.id, d.title, c.text FROM chunks c JOIN documents d ON d.id = c.doc_id "
                            "ORDER BY c.id").fetchall()
-        words = WordCounts.from_words([r[0] for r in found], stemmed_words(
-            [indexed_text(title, text) for _, title, text in found], english_stemmer()))
+        words = count_words([indexed_text(title, text) for _, title, text in found], [r[0] for r in found])
     return Segment(name, VectorIndex.read(directory / "vectors.faiss"), VectorIndex.read(directory / "sentences.faiss"),
                    words)
