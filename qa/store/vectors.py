@@ -180,4 +180,7 @@ class VectorIndex:
             stop = min(start + _ADD_BATCH, size)
             ivf.add_with_ids(storage.reconstruct_n(start, stop - start), ids[start:stop])
         ivf.nprobe = max(8, lists // 3)
+        # A question is one query: split its lists over the threads instead of over queries
+        # (FAISS's default), or a single search keeps one core busy while the other waits.
+        ivf.parallel_mode = 1
         self._approximate = ivf
