@@ -9,6 +9,7 @@ from typing import Sequence
 
 import numpy as np
 
+from .bm25_query import BM25Query, WordPostings, bm25_weights
 from .word_counts import WordCounts
 
 
@@ -53,11 +54,6 @@ def length_norms(lengths: np.ndarray, mean_length: float, k1: float = K1, b: flo
 def mean_length(lengths: np.ndarray) -> float:
     # Summed as integers: the same items give the same mean in whatever order they come.
     return int(lengths.astype(np.int64).sum()) / len(lengths) if len(lengths) else 0.0
-
-
-def bm25_weights(word_idf: np.ndarray, counts: np.ndarray, norms: np.ndarray) -> np.ndarray:
-    """Each (word, item) entry's share of an item's score: ``idf * tf / (norm + tf)``, as float32."""
-    return (word_idf * counts / (norms + counts)).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -144,9 +140,16 @@ class SegmentedBM25:
         self.ids = ids  # the live items' ids, in row order
         self._parts = []
         lengths = np.zeros(len(ids), dtype=np.int64)
+        # Whether a word's rows, gathered part after part, come out ascending (as the lookups of
+        # ``BM25Query`` need): each part's word rows are ascending within the part.
+        self._rows_ascending, last = True, -1
         for part, rows in zip(parts, live_rows):
             rows = np.asarray(rows, dtype=np.int64)
             lengths[rows[rows >= 0]] = part.lengths[rows >= 0]
+            live = rows[rows >= 0]
+            if len(live):
+                self._rows_ascending &= bool(live[0] > last and np.all(np.diff(live) > 0))
+                last = int(live[-1])
             # A part none of whose items were deleted holds consecutive live rows: an offset is
             # all it needs, and its words' rows need neither a lookup nor a filter.
             whole = len(rows) > 0 and rows[0] >= 0 and np.array_equal(rows, rows[0] + np.arange(len(rows)))
@@ -159,19 +162,18 @@ class SegmentedBM25:
 
     def scores(self, query: str, mask: np.ndarray | None = None) -> np.ndarray:
         """BM25 score of every live item (row order of ``ids``); masked rows score 0."""
-        rows, weights = [np.zeros(0, np.int64)], [np.zeros(0, np.float32)]
-        for word in self.tokenize_query(query):  # a repeated word counts again, as in bm25s
-            found, counts = self._postings(word)
-            if len(found):
-                rows.append(found)
-                weights.append(bm25_weights(idf(np.array(len(found)), len(self.ids)), counts, self._norms[found]))
-        # One pass over every word's entries: adding word by word went over a million rows again each time.
-        scores = np.bincount(np.concatenate(rows), np.concatenate(weights), minlength=len(self.ids))
-        scores = scores.astype(np.float32)
-        return scores if mask is None else scores * mask
+        return self.query(query).all(mask)
+
+    def query(self, query: str) -> BM25Query:
+        """The question's words with their postings, to score all rows, some, or find the best."""
+        words = []
+        for word in self.tokenize_query(query):
+            rows, counts = self._postings(word)
+            words.append(WordPostings(rows, counts, float(idf(np.array(len(rows)), len(self.ids)))))
+        return BM25Query(words, self._norms)
 
     def _postings(self, word: str) -> tuple[np.ndarray, np.ndarray]:
-        """The live rows holding ``word`` and its count in each."""
+        """The live rows holding ``word``, ascending, and its count in each."""
         rows, counts = [], []
         for part, vocabulary, live_rows in self._parts:
             w = vocabulary.get(word)
@@ -188,4 +190,8 @@ class SegmentedBM25:
             counts.append(part.counts[entries][alive])
         if not rows:
             return np.zeros(0, np.int64), np.zeros(0, np.int32)
-        return np.concatenate(rows), np.concatenate(counts)
+        rows, counts = np.concatenate(rows), np.concatenate(counts)
+        if self._rows_ascending:
+            return rows, counts
+        order = np.argsort(rows, kind="stable")
+        return rows[order], counts[order]

@@ -7,6 +7,7 @@ import bm25s
 import numpy as np
 import pytest
 
+from qa.bm25_query import BM25Query, top_rows
 from qa.lexical import LexicalIndex, SegmentedBM25, english_stemmer, stemmed_words
 from qa.word_counts import LEGACY_TOKENS_FILE, WordCounts
 
@@ -126,3 +127,43 @@ def test_building_logs_nothing_below_the_applications_level(caplog):
     """bm25s sets its own logger to DEBUG on import; an application's handler would print its debug lines."""
     LexicalIndex.build(["Alpha talks in Vilnius.", "Beta aid."], [0, 1])
     assert not [r for r in caplog.records if r.name.startswith("bm25s") and r.levelno < logging.WARNING]
+
+
+def _zipf_texts(items: int, seed: int) -> list[str]:
+    """Items of made-up words, a few very common and most rare, as words are in text."""
+    rng = np.random.default_rng(seed)
+    words = [f"zork{i}x" for i in range(400)]
+    weights = 1 / np.arange(1, len(words) + 1) ** 1.1
+    return [" ".join(rng.choice(words, size=rng.integers(3, 40), p=weights / weights.sum()))
+            for _ in range(items)]
+
+
+@pytest.mark.parametrize("ids_ascending", [True, False])
+def test_the_best_rows_and_some_rows_scores_are_those_of_scoring_every_row(ids_ascending, monkeypatch):
+    texts = _zipf_texts(3000, seed=5)
+    ids = list(range(len(texts))) if ids_ascending else list(range(1000, 3000)) + list(range(1000))
+    parts = [dict(zip(ids[:1200], texts[:1200])), dict(zip(ids[1200:2500], texts[1200:2500])),
+             dict(zip(ids[2500:], texts[2500:]))]
+    segmented = _segmented(parts, set(ids) - set(ids[::7]))
+    rng = np.random.default_rng(1)
+    mask = (rng.random(len(segmented.ids)) < 0.5).astype(np.float32)
+    queries = ["zork0x zork3x zork250x", "zork1x zork390x zork390x", "zork0x zork1x zork2x", "zork399x",
+               "zork5x zork120x zork333x zork7x", "nothing here"]
+    for question in queries:
+        query = segmented.query(question)
+        for m in (None, mask):
+            every = query.all(m)
+            np.testing.assert_array_equal(every, segmented.scores(question, m))
+            some = rng.integers(0, len(every), 200)
+            np.testing.assert_array_equal(query.at(some, m), every[some])
+            for n in (1, 10, 100):
+                rows, scores = query.top(n, m)
+                np.testing.assert_array_equal(rows, top_rows(every, n))
+                np.testing.assert_array_equal(scores, every[rows])
+
+    def scoring_every_row(*_):
+        raise AssertionError("the best rows of a question with rare words need not score every row")
+
+    monkeypatch.setattr(BM25Query, "all", scoring_every_row)
+    rows, _ = segmented.query("zork0x zork1x zork300x zork310x").top(5)
+    assert len(rows) == 5

@@ -162,14 +162,14 @@ def test_an_index_without_sentence_vectors_answers_from_two_signals(tmp_path, em
 
 @pytest.mark.parametrize("n", [1, 5, 40, 500])
 def test_the_best_bm25_rows_are_the_best_positive_scores_in_order(n):
-    from qa.store.local_search import _top_rows
+    from qa.bm25_query import top_rows
 
     rng = np.random.default_rng(3)
     scores = np.where(rng.random(10_000) < 0.98, 0.0, rng.random(10_000) + 0.1).astype(np.float32)
     positive = np.flatnonzero(scores > 0)
     expected = positive[np.argsort(-scores[positive], kind="stable")][:n]
-    assert _top_rows(scores, n).tolist() == expected.tolist()
-    assert _top_rows(np.zeros(100, dtype=np.float32), n).tolist() == []
+    assert top_rows(scores, n).tolist() == expected.tolist()
+    assert top_rows(np.zeros(100, dtype=np.float32), n).tolist() == []
     tied = rng.integers(0, 4, 10_000).astype(np.float32)  # most rows tie with the n-th best
     positive = np.flatnonzero(tied > 0)
-    assert _top_rows(tied, n).tolist() == positive[np.argsort(-tied[positive], kind="stable")][:n].tolist()
+    assert top_rows(tied, n).tolist() == positive[np.argsort(-tied[positive], kind="stable")][:n].tolist()

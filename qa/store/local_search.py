@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
+from ..bm25_query import top_rows
 from .protocol import Candidates, Filters, Signal
 
 # From this many sentence vectors on, the sentence signal scores the candidates the other
@@ -28,11 +29,11 @@ def candidates(index: IndexReader, question: str, query: np.ndarray | None, n: i
     if n <= 0 or (allowed is not None and len(allowed) == 0):
         return Candidates.none(signals)
     mask = _chunk_mask(index, allowed)
-    lexical = index.lexical.scores(question, mask) if "lexical" in signals else None
+    lexical = index.lexical.query(question) if "lexical" in signals else None
     sentence_lexical = _sentence_lexical_scores(index, question, mask) if "sentence_lexical" in signals else None
 
     dense_top = _dense_top(index, query, allowed, n) if "dense" in signals else {}
-    lexical_top = _top_of(index, lexical, n) if lexical is not None else {}
+    lexical_top = _chunks_of_rows(index, *lexical.top(n, mask)) if lexical is not None else {}
     # Several sentences of one chunk may rank high: look deeper to reach ``n`` chunks.
     searched = "sentence" in signals and index.sentences.size < RESCORE_SENTENCES_FROM
     sentence_top = _sentence_top(index, query, allowed, 4 * n) if searched else {}
@@ -50,7 +51,7 @@ def candidates(index: IndexReader, question: str, query: np.ndarray | None, n: i
         last = min(sentence_top.values(), default=0.0)
         scores["sentence"] = np.array([sentence_top.get(i, last) for i in chunk_ids], dtype=np.float64)
     if lexical is not None:
-        scores["lexical"] = lexical[rows].astype(np.float64)
+        scores["lexical"] = lexical.at(np.array(rows, dtype=np.int64), mask).astype(np.float64)
     if sentence_lexical is not None:
         scores["sentence_lexical"] = sentence_lexical[rows].astype(np.float64)
     return Candidates(chunk_ids, scores)
@@ -108,18 +109,11 @@ def _best_sentences(index: IndexReader, query: np.ndarray, chunk_ids: Sequence[i
 
 def _top_of(index: IndexReader, scores: np.ndarray, n: int) -> dict[int, float]:
     """Chunk id -> score of the ``n`` best chunks by a score per BM25 row (zeros left out)."""
+    best = top_rows(scores, n)
+    return _chunks_of_rows(index, best, scores[best])
+
+
+def _chunks_of_rows(index: IndexReader, rows: np.ndarray, scores: np.ndarray) -> dict[int, float]:
+    """Chunk id -> score, for BM25 rows and their scores."""
     chunk_ids = index.lexical.ids
-    return {int(chunk_ids[r]): float(scores[r]) for r in _top_rows(scores, n)}
-
-
-def _top_rows(scores: np.ndarray, n: int) -> np.ndarray:
-    """The rows of the ``n`` best positive scores, best first."""
-    # Only rows holding a word of the question score above 0; choosing among them alone is much
-    # cheaper than partitioning every row of a large index.
-    rows = np.flatnonzero(scores > 0)
-    if len(rows) > n:
-        # The n-th best score, found without moving indices around (half the work of
-        # ``argpartition``); rows tied with it all stay until the sort below.
-        values = scores[rows]
-        rows = rows[values >= np.partition(values, len(values) - n)[len(values) - n]]
-    return rows[np.argsort(-scores[rows], kind="stable")][:n]
+    return {int(chunk_ids[r]): float(s) for r, s in zip(rows, scores)}
