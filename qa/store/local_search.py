@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
@@ -13,6 +14,9 @@ from .protocol import Candidates, Filters, Signal
 # signals found, from their own sentences, instead of searching every sentence: at a million
 # chunks that search was most of a question's time. Chosen on SQuAD (docs/scaling.md).
 RESCORE_SENTENCES_FROM = 2_000_000
+
+# Threads for the chunk vectors' searches, one per question being answered at once.
+_VECTOR_SEARCHES = ThreadPoolExecutor(max_workers=8, thread_name_prefix="qa-vector-search")
 
 if TYPE_CHECKING:
     from .reader import IndexReader
@@ -29,11 +33,17 @@ def candidates(index: IndexReader, question: str, query: np.ndarray | None, n: i
     if n <= 0 or (allowed is not None and len(allowed) == 0):
         return Candidates.none(signals)
     mask = _chunk_mask(index, allowed)
+    # FAISS lets go of the GIL while it searches, so BM25 runs on this thread meanwhile; a
+    # search that is not approximate is too quick to be worth handing to another thread.
+    aside = "dense" in signals and index.dense.approximate
+    dense = _VECTOR_SEARCHES.submit(_dense_top, index, query, allowed, n) if aside else None
     lexical = index.lexical.query(question) if "lexical" in signals else None
-    sentence_lexical = _sentence_lexical_scores(index, question, mask) if "sentence_lexical" in signals else None
-
-    dense_top = _dense_top(index, query, allowed, n) if "dense" in signals else {}
     lexical_top = _chunks_of_rows(index, *lexical.top(n, mask)) if lexical is not None else {}
+    sentence_lexical = _sentence_lexical_scores(index, question, mask) if "sentence_lexical" in signals else None
+    if dense is not None:
+        dense_top = dense.result()
+    else:
+        dense_top = _dense_top(index, query, allowed, n) if "dense" in signals else {}
     # Several sentences of one chunk may rank high: look deeper to reach ``n`` chunks.
     searched = "sentence" in signals and index.sentences.size < RESCORE_SENTENCES_FROM
     sentence_top = _sentence_top(index, query, allowed, 4 * n) if searched else {}
