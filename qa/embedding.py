@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
@@ -33,16 +34,20 @@ class Embedder:
     """Owns one sentence-transformers model; nothing is loaded until it is needed."""
 
     def __init__(self, model_name: str = DEFAULT_MODEL, batch_size: int = 32, torch_threads: int = 0,
-                 precision: Precision = "auto"):
+                 precision: Precision = "auto", traced: bool = True):
         self.model_name = model_name
         self.batch_size = batch_size
         self.torch_threads = torch_threads
         self.precision = precision
+        self.traced = traced
         self._model: SentenceTransformer | None = None
+        self._query_forward = None
+        self._lock = threading.Lock()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Embedder:
-        return cls(settings.model, settings.embed_batch_size, settings.torch_threads, settings.precision)
+        return cls(settings.model, settings.embed_batch_size, settings.torch_threads, settings.precision,
+                   settings.traced_models)
 
     @property
     def model(self) -> SentenceTransformer:
@@ -98,14 +103,32 @@ class Embedder:
         return map(self.encode_batch, groups)
 
     def encode_query(self, question: str) -> np.ndarray:
-        """One question's vector, from the model's modules called directly: for one short text,
-        ``encode``'s per-call bookkeeping (device lookup, mode switch, batching) is ~15% of the time."""
+        """One question's vector, from the model called directly (traced unless ``traced`` is off):
+        for one short text, ``encode``'s per-call bookkeeping (device lookup, mode switch, batching)
+        and the modules' Python are much of the time."""
         import torch
 
-        model = self.model
+        forward = self.query_forward
         with torch.inference_mode():
-            vector = model(model.preprocess([question]))["sentence_embedding"].float().numpy()
+            vector = forward(self._features(question))["sentence_embedding"].float().numpy()
         return _unit_rows(vector)[0]
+
+    @property
+    def query_forward(self):
+        """The model's forward pass over one question's features, traced on first use."""
+        with self._lock:
+            if self._query_forward is None:
+                from .traced import frozen_trace
+
+                example = self._features("Which question is the encoder traced with?")
+                self._query_forward = frozen_trace(self.model, args=(example,)) if self.traced else self.model
+        return self._query_forward
+
+    def _features(self, question: str) -> dict:
+        """The model's input tensors for one question (a trace takes tensors only)."""
+        import torch
+
+        return {name: value for name, value in self.model.preprocess([question]).items() if torch.is_tensor(value)}
 
 
 @contextmanager

@@ -92,12 +92,13 @@ class ExtractiveReader:
     """
 
     def __init__(self, model_dir: str | None = None, *, shipped: str = "previous", quantize: bool = False,
-                 torch_threads: int = 0, precision: Precision = "auto"):
+                 torch_threads: int = 0, precision: Precision = "auto", traced: bool = True):
         self.model_dir = model_dir
         self.shipped = shipped
         self.quantize = quantize
         self.torch_threads = torch_threads
         self.precision = precision
+        self.traced = traced
         self.calibration = Calibration()
         self._extractor = None
         self._lock = threading.Lock()
@@ -105,7 +106,8 @@ class ExtractiveReader:
     @classmethod
     def from_settings(cls, settings: Settings) -> ExtractiveReader:
         return cls(settings.reader_model, shipped=settings.reader, quantize=settings.reader_int8,
-                   torch_threads=settings.torch_threads, precision=settings.precision)
+                   torch_threads=settings.torch_threads, precision=settings.precision,
+                   traced=settings.traced_models)
 
     @property
     def extractor(self):
@@ -132,7 +134,10 @@ class ExtractiveReader:
             tokenizer, model = load_qa_model(resolve_model_path(DEFAULT_MODEL), str(folder / ADAPTER_FILE))
         # int8 weights replace the float type: quantisation works on float32 linears.
         model = _quantized(model) if self.quantize else model.to(torch_dtype(self.precision))
-        return SpanExtractor(tokenizer, model)
+        extractor = SpanExtractor(tokenizer, model)
+        if self.traced:
+            extractor.trace()
+        return extractor
 
     def read(self, question: str, passages: Sequence[str], top_n: int) -> list[SpanGuess]:
         candidates, nulls = self.extractor.extract_with_nulls(question, passages, top_n)

@@ -100,6 +100,9 @@ class Settings(BaseSettings):
     torch_threads: int = Field(0, ge=0, description="Threads torch uses; 0 leaves torch's default.")
     precision: Precision = Field("auto", description=(
         "Float type of both models; `auto` is bfloat16 where the CPU has AVX-512 BF16 or AMX."))
+    # Much of one small forward pass is Python around the matrix products (docs/decisions.md).
+    traced_models: bool = Field(True, description=(
+        "Answer with frozen TorchScript traces of both models (about a second more to load)."))
     # Torch already spreads one question over the cores, so more at once only adds memory
     # (activations) and contention.
     concurrent_reads: int = Field(2, ge=1, le=64, description=(

@@ -267,12 +267,31 @@ class SpanExtractor:
         self.stride = stride
         self.max_answer_tokens = max_answer_tokens
         self._input_names = [n for n in tokenizer.model_input_names if n in ("input_ids", "token_type_ids", "attention_mask")]
+        self._forward = model
 
     def logits(self, question: str, passages: Sequence[str]):
         """Tokenise into windows and run one forward pass.
 
         Returns (encoding, start_logits, end_logits) with logits as float32 numpy (windows x tokens).
         """
+        import torch
+
+        encoding, inputs = self._inputs(question, passages)
+        with torch.inference_mode():
+            output = self._forward(**inputs)
+        return encoding, output["start_logits"].float().numpy(), output["end_logits"].float().numpy()
+
+    def trace(self) -> None:
+        """Answer with a frozen trace of the model from now on (qa/traced.py). It is traced on two
+        passages of different lengths, so that the trace keeps the padding mask's arithmetic."""
+        from .traced import frozen_trace
+
+        example = self._inputs("Which passage is the reader traced on?",
+                               ["The reader is traced on this passage.", "And on this one, which is a little longer."])[1]
+        self._forward = frozen_trace(self.model, kwargs=example)
+
+    def _inputs(self, question: str, passages: Sequence[str]):
+        """(the tokenizer's encoding of the question against each passage's windows, the model's input tensors)."""
         import torch
 
         encoding = self.tokenizer(
@@ -289,10 +308,7 @@ class SpanExtractor:
             pad_to_multiple_of=32,
             return_tensors="np",
         )
-        inputs = {name: torch.from_numpy(encoding[name]) for name in self._input_names if name in encoding}
-        with torch.inference_mode():
-            output = self.model(**inputs)
-        return encoding, output.start_logits.float().numpy(), output.end_logits.float().numpy()
+        return encoding, {name: torch.from_numpy(encoding[name]) for name in self._input_names if name in encoding}
 
     def extract(self, question: str, passages: Sequence[str], top_n: int = 5) -> list[SpanCandidate]:
         """Top-n answer spans over all passages, best first, unique per (passage, start, end)."""
