@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime
+from functools import lru_cache
 
 from .answers import ResolvedDate
 
@@ -45,19 +46,24 @@ def resolve_days(text: str, start: int, end: int, published: date | None) -> lis
     month_days = list(_MONTH_DAY.finditer(text, start, end))
     if not relative and not month_days:
         return []
+    days = [(match, _parsed_day(match.group(), published, "past")) for match in relative]
+    for match in month_days:
+        parsed = _parsed_day(match.group(), published, "current_period")
+        days.append((match, _nearest_year(parsed, published) if parsed else None))
+    return [ResolvedDate(text=m.group(), start=m.start(), end=m.end(), date=day.isoformat())
+            for m, day in sorted(days, key=lambda item: item[0].start()) if day is not None]
+
+
+# The same few expressions ("on Friday", "Aug. 25") recur against the same published days, and
+# dateparser takes about a millisecond for each.
+@lru_cache(maxsize=4096)
+def _parsed_day(expression: str, published: date, prefer: str) -> date | None:
     import dateparser
 
     settings = {"RELATIVE_BASE": datetime(published.year, published.month, published.day),
-                "PREFER_DATES_FROM": "past", "RETURN_AS_TIMEZONE_AWARE": False}
-    days = []
-    for match in relative:
-        parsed = dateparser.parse(match.group(), languages=["en"], settings=settings)
-        days.append((match, parsed.date() if parsed else None))
-    for match in month_days:
-        parsed = dateparser.parse(match.group(), languages=["en"], settings={**settings, "PREFER_DATES_FROM": "current_period"})
-        days.append((match, _nearest_year(parsed.date(), published) if parsed else None))
-    return [ResolvedDate(text=m.group(), start=m.start(), end=m.end(), date=day.isoformat())
-            for m, day in sorted(days, key=lambda item: item[0].start()) if day is not None]
+                "PREFER_DATES_FROM": prefer, "RETURN_AS_TIMEZONE_AWARE": False}
+    parsed = dateparser.parse(expression, languages=["en"], settings=settings)
+    return parsed.date() if parsed else None
 
 
 def _nearest_year(day: date, published: date) -> date:

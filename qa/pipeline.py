@@ -16,6 +16,7 @@ from typing import Callable, Sequence
 from . import indexing
 from .answer_text import normalize_answer
 from .answers import Answer, Candidate, Citation, DocumentFields, Passage
+from .cores import CoreShare
 from .dates import asks_for_recency
 from .documents import Document
 from .embedding import Embedder
@@ -46,6 +47,7 @@ class Pipeline:
         self._index: ServedIndex | None = None
         self._lock = threading.Lock()
         self._model_slots = threading.BoundedSemaphore(settings.concurrent_reads)
+        self._cores = CoreShare(settings.torch_threads)
 
     @property
     def index(self) -> ServedIndex:
@@ -96,7 +98,7 @@ class Pipeline:
         top_k = top_k or self.settings.top_k
         if not 1 <= top_k <= 100:
             raise InvalidInput("top_k must be between 1 and 100")
-        with self._model_slots:
+        with self._cores.shared(), self._model_slots:
             started = time.perf_counter()
             index = self.index
             latest = asks_for_recency(question)
@@ -110,6 +112,7 @@ class Pipeline:
             documents = index.documents(sorted({h.chunk.doc_id for h in hits}), with_text=False)
             # "The latest" is a comparison of reports of different days: all of them are read.
             compare = latest and _dates_differ(documents, read)
+            self._cores.take_share()
             guesses, read_count = self._read(question, read, self.settings.reader_early_stop and not compare)
             finished = time.perf_counter()
         if self.settings.reader_rerank:
@@ -147,8 +150,9 @@ class Pipeline:
             raise InvalidInput("no documents to add")
         if len({d.id for d in documents}) != len(documents):
             raise InvalidInput("document ids in one request must be unique")
-        return indexing.write_documents(documents, self.settings, self.embedder, rebuild=rebuild,
-                                        progress=progress)
+        with self._cores.shared():
+            return indexing.write_documents(documents, self.settings, self.embedder, rebuild=rebuild,
+                                            progress=progress)
 
     def delete(self, doc_ids: Sequence[str]) -> IndexReport:
         """Delete ``doc_ids`` in one commit; UnknownDocument, and nothing deleted, when one of
@@ -164,8 +168,9 @@ class Pipeline:
     def index_corpus(self, corpus: Path, *, rebuild: bool = False, progress: bool = False,
                      log: Callable[[str], None] = lambda _: None) -> IndexReport:
         """Bring the index up to date with the files under ``corpus`` (see ``indexing.index_corpus``)."""
-        return indexing.index_corpus(Path(corpus), self.settings, self.embedder, rebuild=rebuild,
-                                     progress=progress, log=log)
+        with self._cores.shared():
+            return indexing.index_corpus(Path(corpus), self.settings, self.embedder, rebuild=rebuild,
+                                         progress=progress, log=log)
 
     def _read(self, question: str, hits: list[Hit], early_stop: bool) -> tuple[list[SpanGuess], int]:
         """The reader's guesses over ``hits``, most confident first, and how many hits it read.

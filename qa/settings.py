@@ -97,7 +97,8 @@ class Settings(BaseSettings):
         "Share of the score range the newest candidate gains over the oldest, for \"latest\" questions."))
     prefer_recent: bool = Field(False, description=(
         "Prefer newer documents for every question."))
-    torch_threads: int = Field(0, ge=0, description="Threads torch uses; 0 leaves torch's default.")
+    torch_threads: int = Field(0, ge=0, description=(
+        "Threads torch uses; 0 shares the cores: all for a question alone, fewer each when several are answered."))
     precision: Precision = Field("auto", description=(
         "Float type of both models; `auto` is bfloat16 where the CPU has AVX-512 BF16 or AMX."))
     # Much of one small forward pass is Python around the matrix products (docs/decisions.md).
