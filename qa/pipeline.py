@@ -64,8 +64,9 @@ class Pipeline:
 
     def warm_up(self) -> None:
         """Load both models now, so no request (or reported timing) pays for loading them."""
-        self.embedder.encode_query("warm up")
-        self.reader.read("warm up?", ["A warm up passage."], top_n=1)
+        for _ in range(2):  # a traced model's second call is where torch.jit optimises it
+            self.embedder.encode_query("warm up")
+            self.reader.read("warm up?", ["A warm up passage."], top_n=1)
         if self.settings.sentence_lexical_weight > 0:
             _ = self.index.sentence_lexical  # built when first used: now, not in a request
 
