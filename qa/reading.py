@@ -12,7 +12,7 @@ from typing import Protocol, Sequence
 from .calibration import sigmoid
 from .embedding import resolve_model_path
 from .errors import ReaderUnavailable
-from .precision import Precision, torch_dtype
+from .precision import Precision, int8_linears, torch_dtype
 from .settings import DEFAULT_MODEL, Settings
 from .span_model import ADAPTER_FILE, CALIBRATION_FILE, REPORT_FILE
 
@@ -133,7 +133,7 @@ class ExtractiveReader:
             self.calibration = Calibration.load(folder / CALIBRATION_FILE)
             tokenizer, model = load_qa_model(resolve_model_path(DEFAULT_MODEL), str(folder / ADAPTER_FILE))
         # int8 weights replace the float type: quantisation works on float32 linears.
-        model = _quantized(model) if self.quantize else model.to(torch_dtype(self.precision))
+        model = int8_linears(model) if self.quantize else model.to(torch_dtype(self.precision))
         extractor = SpanExtractor(tokenizer, model)
         if self.traced:
             extractor.trace()
@@ -145,14 +145,3 @@ class ExtractiveReader:
                              self.calibration(c.score - nulls[c.passage_index]))
                    for c in candidates]
         return sorted(guesses, key=lambda g: -g.confidence)
-
-
-def _quantized(model):
-    """int8 weights for the linear layers: faster, but it costs accuracy (docs/decisions.md), so it is opt-in."""
-    import warnings
-
-    import torch
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)

@@ -101,6 +101,9 @@ class Settings(BaseSettings):
         "Threads torch uses; 0 shares the cores: all for a question alone, fewer each when several are answered."))
     precision: Precision = Field("auto", description=(
         "Float type of both models; `auto` is bfloat16 where the CPU has AVX-512 BF16 or AMX."))
+    # A question is encoded alone, so reading the weights is much of its time (docs/decisions.md).
+    query_int8: bool | None = Field(None, description=(
+        "int8 weights for the question encoder; unset: where the models run in float32."))
     # Much of one small forward pass is Python around the matrix products (docs/decisions.md).
     traced_models: bool = Field(True, description=(
         "Answer with frozen TorchScript traces of both models (about a second more to load)."))

@@ -63,7 +63,7 @@ def test_bfloat16_embeddings_match_float32():
 @pytest.mark.slow
 @pytest.mark.parametrize("precision", ["float32", "bfloat16"])
 def test_a_question_is_encoded_as_a_batch_of_one_would_be(precision):
-    embedder = Embedder(precision=precision)
+    embedder = Embedder(precision=precision, query_int8=False)
     questions = ["Who won the game in Santa Clara?", "river", "Wie heißt die Stadt am Fluss?"]
     batch = embedder.encode(questions)
     single = np.stack([embedder.encode_query(q) for q in questions])
@@ -71,6 +71,23 @@ def test_a_question_is_encoded_as_a_batch_of_one_would_be(precision):
     assert np.allclose(np.linalg.norm(single, axis=1), 1, atol=1e-5)
     assert np.allclose(np.linalg.norm(batch, axis=1), 1, atol=1e-5)
     assert np.all(np.sum(single * batch, axis=1) > 0.999)
+
+
+@pytest.mark.slow
+def test_int8_question_vectors_find_the_same_texts_and_leave_the_indexing_model_alone():
+    texts = ["The Broncos beat the Panthers in the final at Levi's Stadium in Santa Clara.",
+             "Norway pledged 7.5 billion kroner of military and civilian aid for 2023.",
+             "Eight pilots began training on F-16 fighter jets at an air base in Denmark."]
+    questions = ["Where was the final played?", "How much aid did Norway pledge?", "Where do the pilots train?"]
+    embedder = Embedder(precision="float32")
+    assert embedder.query_int8 and not Embedder(precision="bfloat16").query_int8  # the defaults
+    indexed = embedder.encode(texts)
+    exact = Embedder(precision="float32", query_int8=False)
+    for number, question in enumerate(questions):
+        vector = embedder.encode_query(question)
+        assert float(vector @ exact.encode_query(question)) > 0.9
+        assert int(np.argmax(indexed @ vector)) == number
+    assert np.array_equal(embedder.encode(texts), indexed)  # texts are still embedded in float32
 
 
 @pytest.mark.slow
@@ -84,3 +101,15 @@ def test_bfloat16_reader_picks_the_same_answer():
         answers.append((passage[guess.start:guess.end], guess.confidence))
     assert answers[0][0] == answers[1][0] == "Von Miller"
     assert answers[0][1] == pytest.approx(answers[1][1], abs=0.05)
+
+
+@pytest.mark.slow
+def test_an_int8_reader_is_traced_and_reads_as_it_would_untraced():
+    passages = ["Denver beat Carolina 24 to 10 and Von Miller was named the most valuable player.",
+                "The final was played on 7 February 2016 at Levi's Stadium in Santa Clara."]
+    question = "Where was the final played?"
+    traced, plain = ExtractiveReader(quantize=True), ExtractiveReader(quantize=True, traced=False)
+    guesses = traced.read(question, passages, top_n=3)
+    assert traced.extractor._forward is not traced.extractor.model
+    assert guesses == plain.read(question, passages, top_n=3)
+    assert passages[guesses[0].passage_index][guesses[0].start:guesses[0].end] == "Levi's Stadium"
