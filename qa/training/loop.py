@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .data import Example, collate, encode_examples, epoch_batches
-from .distill import distillation_loss, init_from_teacher, load_teacher
+from .distill import distillation_loss, init_from_reader, load_teacher
 
 CHECKPOINT_FILE = "checkpoint.pt"
 
@@ -34,6 +34,10 @@ class TrainConfig:
     # A reader directory to distil from: its start/end distributions become soft targets.
     teacher: str | None = None
     temperature: float = 2.0
+    # A share of the negatives is the article's paragraph most like the question (BM25), not a random one.
+    hard_negatives: float = 0.0
+    # A reader directory whose adapters, LayerNorms and head the run starts from (default: the teacher's).
+    init: str | None = None
 
 
 @dataclass
@@ -66,8 +70,9 @@ def build_model(base_path: str, config: TrainConfig):
     if config.layers is not None:
         keep_layers(model, config.layers)
     inject_lora(model, rank=config.rank, alpha=config.alpha, train_layer_norms=True)
-    if config.teacher is not None:
-        init_from_teacher(model, config.teacher)
+    start = config.init or config.teacher
+    if start is not None:
+        init_from_reader(model, start)
     return model
 
 
