@@ -2,6 +2,7 @@ import json
 
 import pytest
 
+from qa.calibration import calibrated_errors
 from qa.eval.metrics import ndcg_at_k, percentile, recall_at_k, reciprocal_rank
 from qa.eval.runner import RunConfig, choose_questions, load_question_set, summarize
 
@@ -41,6 +42,28 @@ def test_summary_of_hand_made_predictions():
     assert metrics["abstention_recall"] == 1.0 and metrics["abstention_precision"] == 0.5
     assert metrics["total_p50_ms"] == 20.0
     assert curves["coverage"][0] == [0.1, 1.0]  # the most confident answer is right
+
+
+def test_error_a_calibrated_reader_shows_by_chance():
+    assert calibrated_errors([0.0, 1.0, 1.0]).max() == 0.0  # certain answers cannot miss
+    # four answers at 0.5: |0.5 - k/4| for k right of 4, k binomial, averages 3/16
+    assert calibrated_errors([0.5] * 4).mean() == pytest.approx(3 / 16, abs=0.015)
+    assert calibrated_errors([0.7] * 10_000).mean() < 0.01  # it shrinks with more questions
+    assert (calibrated_errors([0.3, 0.8], seed=1) == calibrated_errors([0.3, 0.8], seed=1)).all()
+
+
+def _answered(confidence: float, right: bool) -> dict:
+    return {"gold": ["x"], "gold_doc_ids": ["d"], "prediction": "x" if right else "y", "confidence": confidence,
+            "abstained": False, "em": float(right), "f1": float(right), "right": right}
+
+
+def test_summary_says_whether_the_calibration_error_is_more_than_chance():
+    sure_and_wrong, _ = summarize([_answered(0.9, False)] * 40, RunConfig("t"))
+    assert sure_and_wrong["calibration_error"] == pytest.approx(0.9)
+    assert sure_and_wrong["calibration_p_value"] == 0.0
+    honest, _ = summarize([_answered(0.75, i % 4 != 0) for i in range(40)], RunConfig("t"))
+    assert honest["calibration_error"] == 0.0 and honest["calibration_p_value"] == 1.0
+    assert 0.02 < honest["calibration_error_by_chance"] < 0.1  # about sqrt(2/pi) * sqrt(0.75 * 0.25 / 40)
 
 
 def test_every_format_is_parsed(tmp_path):

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterable, Literal
 
-from ..calibration import expected_calibration_error, reliability_table
+from ..calibration import calibrated_errors, expected_calibration_error, reliability_table
 from ..errors import InvalidInput
 from ..pipeline import Pipeline
 from ..precision import resolve_precision
@@ -207,6 +207,9 @@ def summarize(rows: list[dict], config: RunConfig) -> tuple[dict[str, float], di
         curves["reliability"] = reliability_table([r["confidence"] for r in answerable],
                                                   [1.0 if r["right"] else 0.0 for r in answerable])
         metrics["calibration_error"] = expected_calibration_error(curves["reliability"])
+        chance = calibrated_errors([r["confidence"] for r in answerable])
+        metrics["calibration_error_by_chance"] = float(chance.mean())
+        metrics["calibration_p_value"] = float((chance >= metrics["calibration_error"]).mean())
     unanswerable = [r for r in rows if not r["gold"] and not r["gold_doc_ids"] and "abstained" in r]
     if unanswerable:
         abstained = [r for r in rows if r.get("abstained")]
