@@ -25,12 +25,14 @@ MEDIUM = ("Norway pledged 7.5 billion kroner for 2023. The Nansen programme, nam
 LONG = " ".join(f"In {1990 + i} the city of Lviv opened school number {i} near the river." for i in range(40))
 
 
-def test_a_traced_question_encoder_gives_the_eager_vectors(embedder):
-    eager = Embedder(traced=False)
-    assert embedder.query_forward is not embedder.model  # traced, not the fallback
-    assert eager.query_forward is eager.model
+# Both weight types, whatever this CPU's default is (int8 where the models run in float32).
+@pytest.mark.parametrize("int8", [False, True])
+def test_a_traced_question_encoder_gives_the_eager_vectors(int8):
+    traced, eager = Embedder(query_int8=int8), Embedder(traced=False, query_int8=int8)
+    assert isinstance(traced.query_forward, torch.jit.ScriptModule)  # traced, not the fallback
+    assert not isinstance(eager.query_forward, torch.jit.ScriptModule)
     for question in QUESTIONS:
-        assert np.allclose(embedder.encode_query(question), eager.encode_query(question), atol=1e-6)
+        assert np.allclose(traced.encode_query(question), eager.encode_query(question), atol=1e-6)
 
 
 def test_a_traced_reader_reads_as_the_eager_one(reader):
